@@ -1,0 +1,32 @@
+# The two commands of the README: `make run` and `make test`.
+# Each creates .venv (Python 3.10) and installs the package with its pinned
+# constraints the first time; afterwards setup is a no-op.
+
+VENV := .venv
+STAMP := $(VENV)/.installed
+# Python 3.10: pyenv's copy (named in .python-version) when present, else python3.10 on PATH.
+PYTHON ?= $(shell v=$$(cat .python-version); p=$$(pyenv root 2>/dev/null)/versions/$$v/bin/python3.10; \
+            if [ -x "$$p" ]; then echo "$$p"; else command -v python3.10 || echo python3.10; fi)
+# Full MNIST beside the checkout, as on the project's machines; overridable.
+MNIST_DATA_DIR ?= $(wildcard $(abspath ../shared/data/mnist))
+export MNIST_DATA_DIR
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: run test setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/python -m pipeline.run $(ARGS)
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,1 @@
+"""TFMA configuration for the Evaluator."""

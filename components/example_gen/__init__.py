@@ -1,0 +1,1 @@
+"""MNIST ingest: IDX / npz readers and the custom TFX ExampleGen."""

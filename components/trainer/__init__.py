@@ -1,0 +1,1 @@
+"""The Trainer's run_fn: MLP, clip strategies, telemetry, training loop."""

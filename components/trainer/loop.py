@@ -1,0 +1,148 @@
+"""The custom training loop: many steps per ``tf.function`` call.
+
+One call runs ``steps_per_call`` steps on batches gathered from tensors held
+in memory, so the host is visited once per call, not once per step. The loop
+holds a clip strategy and a telemetry writer and knows neither's details.
+A step whose loss or gradient norm is NaN/Inf applies no update (as optax's
+``apply_if_finite``); after ``max_nonfinite_steps`` of them in a row the
+loop stops and says so in its result.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, List, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from components.trainer.clipping import ClipStrategy
+from components.trainer.model import MLP, NUM_CLASSES
+from components.trainer.telemetry import Telemetry
+
+LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+
+
+def make_loss(name: str) -> LossFn:
+    """``cross_entropy`` on logits, or the demo's MSE against one-hot labels."""
+    if name == "mse":
+        return lambda labels, outputs: tf.reduce_mean(tf.square(tf.one_hot(labels, NUM_CLASSES) - outputs))
+    return lambda labels, logits: tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    )
+
+
+@dataclasses.dataclass
+class EpochResult:
+    """Host-side record of one epoch (numpy), for the gradient report."""
+
+    losses: np.ndarray
+    pre_clip_norms: np.ndarray
+    stopped: bool  # too many consecutive non-finite steps
+
+
+class TrainingLoop:
+    def __init__(
+        self,
+        model: MLP,
+        optimizer,
+        loss_fn: LossFn,
+        strategy: ClipStrategy,
+        telemetry: Optional[Telemetry],
+        batch_size: int,
+        max_nonfinite_steps: int,
+    ):
+        self.model = model
+        self.variables: List[tf.Variable] = model.variables_in_order
+        self.optimizer = optimizer
+        self.optimizer.build(self.variables)  # slots now, not inside the skip branch
+        self.loss_fn = loss_fn
+        self.strategy = strategy
+        self.telemetry = telemetry
+        self.batch_size = batch_size
+        self.max_nonfinite_steps = max_nonfinite_steps
+        counter = lambda name, init=0: tf.Variable(init, dtype=tf.int64, trainable=False, name=name)
+        self.step = counter("step")
+        self.clipped_steps = counter("clipped_steps")
+        self.nonfinite_steps = counter("nonfinite_steps")
+        self.consecutive_nonfinite = counter("consecutive_nonfinite")
+        self.first_clipped_step = counter("first_clipped_step", -1)
+        self.max_pre_clip_norms = tf.Variable(tf.zeros([len(self.variables)]), trainable=False, name="max_norms")
+        self.last_finite_norm = tf.Variable(0.0, trainable=False, name="last_finite_norm")
+
+    def _train_step(self, x: tf.Tensor, y: tf.Tensor):
+        with tf.GradientTape() as tape:
+            loss = self.loss_fn(y, self.model(x))
+        grads = tape.gradient(loss, self.variables)
+        clipped, stats = self.strategy.apply(grads)
+        finite = tf.logical_and(tf.math.is_finite(loss), tf.math.is_finite(stats.pre_global))
+        if finite:
+            self.optimizer.apply_gradients(zip(clipped, self.variables))
+            self.consecutive_nonfinite.assign(0)
+            self.last_finite_norm.assign(stats.pre_global)
+            self.max_pre_clip_norms.assign(tf.maximum(self.max_pre_clip_norms, stats.pre_norms))
+            if stats.scale < 1.0:
+                self.clipped_steps.assign_add(1)
+                if self.first_clipped_step < 0:
+                    self.first_clipped_step.assign(self.step)
+        else:
+            self.nonfinite_steps.assign_add(1)
+            self.consecutive_nonfinite.assign_add(1)
+        if self.telemetry is not None:
+            finite_steps = tf.maximum(self.step + 1 - self.nonfinite_steps, 1)
+            fraction = tf.cast(self.clipped_steps, tf.float32) / tf.cast(finite_steps, tf.float32)
+            self.telemetry.record_step(
+                self.step, loss, self.optimizer.learning_rate, stats, finite, fraction, self.nonfinite_steps
+            )
+            self.telemetry.record_histograms(self.step, grads, clipped, self.variables, finite)
+        self.step.assign_add(1)
+        return loss, stats.pre_global
+
+    @tf.function
+    def run_steps(self, images: tf.Tensor, labels: tf.Tensor, order: tf.Tensor, first: tf.Tensor, count: tf.Tensor):
+        """Runs batches ``first .. first+count-1`` of ``order``; returns their losses and norms."""
+        losses = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
+        norms = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
+        for i in tf.range(count):
+            start = (first + i) * self.batch_size
+            batch = order[start : start + self.batch_size]
+            loss, norm = self._train_step(tf.gather(images, batch), tf.gather(labels, batch))
+            losses = losses.write(i, loss)
+            norms = norms.write(i, norm)
+            if self.consecutive_nonfinite >= self.max_nonfinite_steps:
+                break
+        return losses.stack(), norms.stack()
+
+    def run_epoch(self, images: tf.Tensor, labels: tf.Tensor, steps_per_call: int, seed: int) -> EpochResult:
+        """One shuffled pass over the data (the last batch may be smaller)."""
+        size = int(images.shape[0])
+        order = tf.random.shuffle(tf.range(size), seed=seed)
+        num_batches = -(-size // self.batch_size)
+        losses, norms = [], []
+        for first in range(0, num_batches, steps_per_call):
+            count = min(steps_per_call, num_batches - first)
+            loss, norm = self.run_steps(images, labels, order, tf.constant(first), tf.constant(count))
+            losses.append(loss.numpy())
+            norms.append(norm.numpy())
+            if self.stopped:
+                break
+        return EpochResult(np.concatenate(losses), np.concatenate(norms), self.stopped)
+
+    @property
+    def stopped(self) -> bool:
+        return int(self.consecutive_nonfinite.numpy()) >= self.max_nonfinite_steps
+
+    @tf.function
+    def _eval_batch(self, x: tf.Tensor, y: tf.Tensor):
+        outputs = self.model(x)
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(outputs, axis=1), y), tf.float32))
+        return self.loss_fn(y, outputs) * tf.cast(tf.shape(y)[0], tf.float32), correct
+
+    def evaluate(self, images: tf.Tensor, labels: tf.Tensor, batch_size: int = 2000) -> dict:
+        """Mean loss and accuracy over a whole split."""
+        size = int(images.shape[0])
+        total_loss = total_correct = 0.0
+        for start in range(0, size, batch_size):
+            loss, correct = self._eval_batch(images[start : start + batch_size], labels[start : start + batch_size])
+            total_loss += float(loss)
+            total_correct += float(correct)
+        return {"loss": total_loss / size, "accuracy": total_correct / size}

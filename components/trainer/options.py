@@ -1,0 +1,69 @@
+"""Trainer settings, rebuilt from the Trainer's ``custom_config``."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, Tuple
+
+from components.common.errors import ConfigError
+
+ClipName = Literal["none", "value", "norm", "global_norm", "adaptive"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipOptions:
+    """Keras' names for the same ideas: ``value`` = clipvalue (bounds lo, hi),
+    ``norm`` = clipnorm (per tensor), ``global_norm`` = global_clipnorm."""
+
+    strategy: ClipName = "global_norm"
+    threshold: float = 15.0  # norm / global_norm: the largest norm let through
+    lo: float = -1.0  # value: lower bound of each gradient element
+    hi: float = 1.0  # value: upper bound
+    percentile: float = 90.0  # adaptive: threshold = this percentile of recent pre-clip norms
+    window: int = 1000  # adaptive: how many recent steps that percentile covers
+    max_nonfinite_steps: int = 10  # stop after this many consecutive NaN/Inf steps
+
+    def __post_init__(self) -> None:
+        if self.threshold <= 0:
+            raise ConfigError(f"clip.threshold must be > 0 (got {self.threshold}); try 15")
+        if self.lo >= self.hi:
+            raise ConfigError(f"clip.lo must be below clip.hi (got lo={self.lo}, hi={self.hi})")
+        if not 0 < self.percentile <= 100:
+            raise ConfigError(f"clip.percentile must be in (0, 100] (got {self.percentile})")
+        if self.window < 1:
+            raise ConfigError(f"clip.window must be >= 1 (got {self.window})")
+        if self.max_nonfinite_steps < 1:
+            raise ConfigError(f"clip.max_nonfinite_steps must be >= 1 (got {self.max_nonfinite_steps})")
+
+
+@dataclasses.dataclass(frozen=True)
+class TelemetryOptions:
+    histogram_every_n_steps: int = 100  # gradient and weight histograms cadence; 0 turns them off
+    scalars: bool = True  # per-step scalars (loss, norms, clip scale, ...)
+
+    def __post_init__(self) -> None:
+        if self.histogram_every_n_steps < 0:
+            raise ConfigError(
+                f"telemetry.histogram_every_n_steps must be >= 0 (got {self.histogram_every_n_steps}); 0 turns histograms off"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerOptions:
+    hidden_units: Tuple[int, ...] = (512, 256)
+    optimizer: Literal["sgd", "adam"] = "adam"
+    learning_rate: float = 0.001
+    loss: Literal["cross_entropy", "mse"] = "cross_entropy"  # mse: on one-hot labels, as the classic demo
+    init: Literal["glorot_uniform", "truncated_normal"] = "glorot_uniform"  # truncated_normal: stddev 0.1, the demo's
+    batch_size: int = 128
+    epochs: int = 3
+    steps_per_call: int = 50  # training steps per tf.function call (fewer host round trips)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "epochs", "steps_per_call"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"trainer.{name} must be >= 1 (got {getattr(self, name)})")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"trainer.learning_rate must be > 0 (got {self.learning_rate})")
+        if not self.hidden_units or min(self.hidden_units) < 1:
+            raise ConfigError(f"trainer.hidden_units must be a non-empty list of widths >= 1 (got {list(self.hidden_units)})")

@@ -1,0 +1,90 @@
+"""The gradient report: how healthy training was, in a few numbers.
+
+Written as JSON next to the TensorBoard logs and printed at the end of the
+Trainer, so a user (or the pipeline) can judge a run without opening
+TensorBoard.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import List, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+REPORT_FILE = "gradient_report.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class GradientReport:
+    steps: int
+    max_pre_clip_norm: float
+    median_pre_clip_norm: float
+    p99_pre_clip_norm: float
+    clipped_fraction: float
+    nonfinite_steps: int
+    first_clipped_step: Optional[int]
+    largest_norm_variable: str
+    largest_norm_value: float
+    diverged_at_step: Optional[int]
+    final_loss: float
+    eval_accuracy: float
+
+    @classmethod
+    def build(
+        cls,
+        pre_clip_norms: np.ndarray,
+        losses: np.ndarray,
+        clipped_steps: int,
+        nonfinite_steps: int,
+        first_clipped_step: int,
+        variable_names: Sequence[str],
+        max_variable_norms: np.ndarray,
+        diverged_at_step: Optional[int],
+        eval_accuracy: float,
+    ) -> "GradientReport":
+        finite = pre_clip_norms[np.isfinite(pre_clip_norms)]
+        finite_losses = losses[np.isfinite(losses)]
+        pct = (lambda q: float(np.percentile(finite, q))) if finite.size else (lambda q: float("nan"))
+        largest = int(np.argmax(max_variable_norms))
+        finite_steps = max(len(pre_clip_norms) - nonfinite_steps, 1)
+        return cls(
+            steps=len(pre_clip_norms),
+            max_pre_clip_norm=float(finite.max()) if finite.size else float("nan"),
+            median_pre_clip_norm=pct(50),
+            p99_pre_clip_norm=pct(99),
+            clipped_fraction=clipped_steps / finite_steps,
+            nonfinite_steps=nonfinite_steps,
+            first_clipped_step=first_clipped_step if first_clipped_step >= 0 else None,
+            largest_norm_variable=variable_names[largest],
+            largest_norm_value=float(max_variable_norms[largest]),
+            diverged_at_step=diverged_at_step,
+            final_loss=float(finite_losses[-1]) if finite_losses.size else float("nan"),
+            eval_accuracy=eval_accuracy,
+        )
+
+    def write(self, directory: str) -> str:
+        path = os.path.join(directory, REPORT_FILE)
+        with tf.io.gfile.GFile(path, "w") as f:
+            f.write(json.dumps(dataclasses.asdict(self), indent=2))
+        return path
+
+    @classmethod
+    def read(cls, directory: str) -> "GradientReport":
+        with tf.io.gfile.GFile(os.path.join(directory, REPORT_FILE)) as f:
+            return cls(**json.load(f))
+
+    def lines(self) -> List[str]:
+        first = "never" if self.first_clipped_step is None else f"step {self.first_clipped_step}"
+        out = [
+            f"steps: {self.steps}, final loss {self.final_loss:.4f}, eval accuracy {self.eval_accuracy:.4f}",
+            f"pre-clip global norm: max {self.max_pre_clip_norm:.3f}, median {self.median_pre_clip_norm:.3f}, "
+            f"p99 {self.p99_pre_clip_norm:.3f}",
+            f"clipped steps: {self.clipped_fraction:.1%} (first clipped: {first}); non-finite steps: {self.nonfinite_steps}",
+            f"largest gradient norm: {self.largest_norm_variable} ({self.largest_norm_value:.3f})",
+        ]
+        if self.diverged_at_step is not None:
+            out.append(f"training diverged at step {self.diverged_at_step}")
+        return out

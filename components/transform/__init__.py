@@ -1,0 +1,1 @@
+"""tf.Transform preprocessing: configurable pixel scaling."""

@@ -1,0 +1,1 @@
+"""Stop the run when ExampleValidator finds anomalies."""

@@ -1,0 +1,123 @@
+"""PipelineConfig: one frozen, typed, JSON-able object, validated once.
+
+Built from defaults, then an optional TOML file, then ``--set
+section.key=value`` overrides; every section is a dataclass whose
+``__post_init__`` checks its values, so a config that exists is valid.
+Component sections are defined next to the code that uses them (components
+never import ``pipeline``) and travel to it through ``custom_config``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Dict, Mapping, Sequence, Tuple
+
+import tomli
+
+from components.common.errors import ConfigError
+from components.common.typed import from_dict, to_dict
+from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
+from components.transform.options import ScalingOptions
+
+# In-process Beam: for MNIST-sized data, worker processes cost more than they save.
+DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineSettings:
+    name: str = "clipflow"
+    output_dir: str = "runs"  # metadata DB, artifacts, serving model, summary.json
+    enable_cache: bool = True
+    beam_args: Tuple[str, ...] = DEFAULT_BEAM_ARGS
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("-", "_").isidentifier():
+            raise ConfigError(f"pipeline.name must be letters, digits, '_' or '-' (got {self.name!r})")
+        if not self.output_dir:
+            raise ConfigError("pipeline.output_dir must not be empty; e.g. runs")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSettings:
+    # A folder with the four IDX files (gzipped or not) or mnist.npz, or the
+    # path of an .npz. Empty: $MNIST_DATA_DIR, the keras cache, a download.
+    data_dir: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluatorOptions:
+    accuracy_threshold: float = 0.95  # bless when overall eval accuracy is at least this
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.accuracy_threshold <= 1.0:
+            raise ConfigError(f"evaluator.accuracy_threshold must be in [0, 1] (got {self.accuracy_threshold})")
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    pipeline: PipelineSettings = PipelineSettings()
+    data: DataSettings = DataSettings()
+    transform: ScalingOptions = ScalingOptions()
+    trainer: TrainerOptions = TrainerOptions()
+    clip: ClipOptions = ClipOptions()
+    telemetry: TelemetryOptions = TelemetryOptions()
+    evaluator: EvaluatorOptions = EvaluatorOptions()
+
+    def to_dict(self) -> Dict[str, Any]:
+        return to_dict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "PipelineConfig":
+        return from_dict(cls, data)
+
+    def transform_custom_config(self) -> Dict[str, Any]:
+        """Only what Transform depends on, so other changes keep its cache."""
+        return {"scaling": to_dict(self.transform)}
+
+    def trainer_custom_config(self) -> Dict[str, Any]:
+        return {"trainer": to_dict(self.trainer), "clip": to_dict(self.clip), "telemetry": to_dict(self.telemetry)}
+
+
+def parse_override(text: str) -> Tuple[Tuple[str, ...], Any]:
+    """``section.key=value`` -> (("section", "key"), value); value read as TOML, else a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set takes section.key=value, got {text!r}")
+    try:
+        value = tomli.loads(f"v = {raw.strip()}")["v"]
+    except tomli.TOMLDecodeError:
+        value = raw.strip()
+    return tuple(part.strip() for part in key.split(".")), value
+
+
+def _merge(base: Dict[str, Any], update: Mapping[str, Any]) -> Dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(config_file: str | None = None, overrides: Sequence[str] = ()) -> PipelineConfig:
+    """Defaults -> TOML file -> overrides, then one validation pass."""
+    data = PipelineConfig().to_dict()
+    if config_file:
+        try:
+            with open(config_file, "rb") as f:
+                data = _merge(data, tomli.load(f))
+        except OSError as err:
+            raise ConfigError(f"cannot read config file {config_file}: {err.strerror}") from None
+        except tomli.TOMLDecodeError as err:
+            raise ConfigError(f"config file {config_file} is not valid TOML: {err}") from None
+    for text in overrides:
+        path, value = parse_override(text)
+        update: Dict[str, Any] = {path[-1]: value}
+        for part in reversed(path[:-1]):
+            update = {part: update}
+        data = _merge(data, update)
+    return PipelineConfig.from_dict(data)

@@ -1,0 +1,66 @@
+"""Read a pipeline run back from ML Metadata: executions, timings, outputs."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List, Optional
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+RUN_CONTEXT = "pipeline_run"
+NODE_CONTEXT = "node"
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeExecution:
+    node: str  # component id, e.g. "Trainer"
+    state: str  # COMPLETE, CACHED, FAILED, ...
+    wall_seconds: float
+    outputs: Dict[str, List[metadata_store_pb2.Artifact]]  # output key -> artifacts
+
+
+def open_store(metadata_db: str) -> metadata_store.MetadataStore:
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_db
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(config)
+
+
+def latest_run_id(store: metadata_store.MetadataStore) -> Optional[str]:
+    runs = store.get_contexts_by_type(RUN_CONTEXT)
+    return max(runs, key=lambda c: (c.create_time_since_epoch, c.id)).name if runs else None
+
+
+def run_executions(store: metadata_store.MetadataStore, run_id: str) -> List[NodeExecution]:
+    """The executions of one pipeline run, in the order they started."""
+    context = store.get_context_by_type_and_name(RUN_CONTEXT, run_id)
+    executions = sorted(store.get_executions_by_context(context.id), key=lambda e: e.create_time_since_epoch)
+    events = store.get_events_by_execution_ids([e.id for e in executions])
+    artifacts = {a.id: a for a in store.get_artifacts_by_id({ev.artifact_id for ev in events})}
+    result = []
+    for execution in executions:
+        nodes = [c for c in store.get_contexts_by_execution(execution.id) if c.type == NODE_CONTEXT]
+        outputs: Dict[str, List[metadata_store_pb2.Artifact]] = {}
+        for ev in events:
+            if ev.execution_id == execution.id and ev.type in (ev.OUTPUT, ev.DECLARED_OUTPUT):
+                key = ev.path.steps[0].key if ev.path.steps else ""
+                outputs.setdefault(key, []).append(artifacts[ev.artifact_id])
+        result.append(
+            NodeExecution(
+                node=nodes[0].name.split(".", 1)[-1] if nodes else str(execution.type),
+                state=metadata_store_pb2.Execution.State.Name(execution.last_known_state),
+                wall_seconds=(execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0,
+                outputs=outputs,
+            )
+        )
+    return result
+
+
+def custom_int(artifact: metadata_store_pb2.Artifact, key: str) -> Optional[int]:
+    value = artifact.custom_properties.get(key)
+    return value.int_value if value is not None else None
+
+
+def custom_str(artifact: metadata_store_pb2.Artifact, key: str) -> Optional[str]:
+    value = artifact.custom_properties.get(key)
+    return value.string_value if value is not None else None

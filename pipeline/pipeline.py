@@ -1,0 +1,73 @@
+"""create_pipeline(config): the TFX DAG. Wiring only; the work lives in components/."""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from tfx import v1 as tfx
+
+from components.evaluator.eval_config import build_eval_config
+from components.example_gen.component import MnistExampleGen, input_config
+from components.validation.gate import AnomalyGate
+from pipeline.config import PipelineConfig
+from pipeline.paths import RunPaths
+
+SCHEMA_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "schemas", "mnist", "schema.pbtxt")
+PREPROCESSING_FN = "components.transform.preprocessing.preprocessing_fn"
+RUN_FN = "components.trainer.run_fn.run_fn"
+
+
+def create_pipeline(config: PipelineConfig, metadata_connection_config: Optional[object] = None) -> tfx.dsl.Pipeline:
+    paths = RunPaths(config.pipeline.output_dir)
+    data_dir = config.data.data_dir
+    npz_file = os.path.basename(data_dir) if data_dir.endswith(".npz") else None
+    example_gen = MnistExampleGen(
+        input_base=os.path.dirname(data_dir) if npz_file else data_dir,
+        input_config=input_config(npz_file),
+    )
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=SCHEMA_FILE)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
+    anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN,
+        custom_config=config.transform_custom_config(),
+        materialize=False,  # the Trainer applies the transform graph itself (components/trainer/data.py)
+        disable_statistics=True,  # StatisticsGen already covers the raw data
+    )
+    transform.add_upstream_node(anomaly_gate)
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=example_gen.outputs["examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        custom_config=config.trainer_custom_config(),
+    )
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        schema=schema_gen.outputs["schema"],
+        eval_config=build_eval_config(config.evaluator.accuracy_threshold),
+    )
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=paths.serving_model)
+        ),
+    )
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline.name,
+        pipeline_root=paths.pipeline_root,
+        components=[
+            example_gen, statistics_gen, schema_gen, example_validator, anomaly_gate,
+            transform, trainer, evaluator, pusher,
+        ],
+        enable_cache=config.pipeline.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(config.pipeline.beam_args),
+    )

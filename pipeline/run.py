@@ -1,0 +1,79 @@
+"""``python -m pipeline.run``: CLI -> config -> runner -> summary.
+
+Errors meant for the user (bad config, bad data) end the run with one line
+and exit status 2; ``--debug`` shows the traceback as well.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+from typing import List, Optional
+
+from components.common.errors import ClipflowError, ConfigError
+from pipeline.config import PipelineConfig, load_config
+from pipeline.data_source import resolve_data_dir
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="TOML file with settings (sections as in PipelineConfig)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
+    parser.add_argument("--data-dir", help="folder with the MNIST IDX files or mnist.npz (or an .npz path)")
+    parser.add_argument("--output-dir", help="where metadata, artifacts and summary.json go (default ./runs)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser.parse_args(argv)
+
+
+def check_writable(directory: str) -> None:
+    try:
+        os.makedirs(directory, exist_ok=True)
+        probe = os.path.join(directory, ".clipflow-write-probe")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as err:
+        raise ConfigError(f"pipeline.output_dir {directory} cannot be written ({err.strerror}); choose another --output-dir") from None
+
+
+def build_config(args: argparse.Namespace, env_data_dir: Optional[str]) -> PipelineConfig:
+    """The validated config with the data location resolved and paths absolute."""
+    overrides = list(args.set)
+    if args.data_dir:
+        overrides.append(f"data.data_dir={args.data_dir!r}")
+    if args.output_dir:
+        overrides.append(f"pipeline.output_dir={args.output_dir!r}")
+    config = load_config(args.config, overrides)
+    output_dir = os.path.abspath(config.pipeline.output_dir)
+    check_writable(output_dir)
+    return dataclasses.replace(
+        config,
+        pipeline=dataclasses.replace(config.pipeline, output_dir=output_dir),
+        data=dataclasses.replace(config.data, data_dir=resolve_data_dir(config.data.data_dir, env_data_dir)),
+    )
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING)
+    try:
+        config = build_config(args, os.environ.get("MNIST_DATA_DIR"))
+        print("clipflow config:\n" + config.to_json(), flush=True)
+        from pipeline import summary  # noqa: PLC0415  (TFX imports are slow; parse errors fail fast)
+        from pipeline.runners import local  # noqa: PLC0415
+
+        local.run(config)
+        result = summary.write_summary(config)
+    except ClipflowError as err:
+        if args.debug:
+            raise
+        print(f"clipflow: error: {err}", file=sys.stderr)
+        return 2
+    print(summary.describe(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per orchestrator; each turns a PipelineConfig into a run or a spec."""

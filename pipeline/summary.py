@@ -1,0 +1,89 @@
+"""summary.json: what a run produced and where to look, from ML Metadata."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from typing import Any, Dict, Optional
+
+import tensorflow_model_analysis as tfma
+
+from components.evaluator.eval_config import ACCURACY_METRIC
+from components.trainer.report import GradientReport
+from pipeline import metadata
+from pipeline.config import PipelineConfig
+from pipeline.paths import RunPaths
+
+
+def overall_accuracy(evaluation_uri: str) -> Optional[float]:
+    for slice_metrics in tfma.load_metrics(evaluation_uri):
+        if not slice_metrics.slice_key.single_slice_keys:
+            for entry in slice_metrics.metric_keys_and_values:
+                if entry.key.name == ACCURACY_METRIC:
+                    return entry.value.double_value.value
+    return None
+
+
+def _first(execution: Optional[metadata.NodeExecution], key: str):
+    artifacts = execution.outputs.get(key, []) if execution else []
+    return artifacts[0] if artifacts else None
+
+
+def collect_summary(config: PipelineConfig) -> Dict[str, Any]:
+    paths = RunPaths(config.pipeline.output_dir)
+    store = metadata.open_store(paths.metadata_db)
+    run_id = metadata.latest_run_id(store)
+    executions = metadata.run_executions(store, run_id)
+    by_node = {e.node: e for e in executions}
+    model_run = _first(by_node.get("Trainer"), "model_run")
+    evaluation = _first(by_node.get("Evaluator"), "evaluation")
+    blessing = _first(by_node.get("Evaluator"), "blessing")
+    pushed = _first(by_node.get("Pusher"), "pushed_model")
+    logdir = model_run.uri if model_run else None
+    return {
+        "pipeline_run": run_id,
+        "eval_accuracy": overall_accuracy(evaluation.uri) if evaluation else None,
+        "accuracy_threshold": config.evaluator.accuracy_threshold,
+        "blessed": bool(blessing and metadata.custom_int(blessing, "blessed") == 1),
+        "serving_model": metadata.custom_str(pushed, "pushed_destination") if pushed and metadata.custom_int(pushed, "pushed") == 1 else None,
+        "model": _first(by_node.get("Trainer"), "model").uri if model_run else None,
+        "tensorboard_logdir": logdir,
+        "gradient_report": GradientReport.read(logdir).__dict__ if logdir else None,
+        "metadata_db": paths.metadata_db,
+        "components": {e.node: {"state": e.state, "wall_seconds": round(e.wall_seconds, 3)} for e in executions},
+        "tensorboard_command": (
+            f"{shlex.quote(sys.executable)} -m tensorboard.main --logdir {shlex.quote(logdir)} --host 127.0.0.1"
+            if logdir else None
+        ),
+        "config": config.to_dict(),
+    }
+
+
+def write_summary(config: PipelineConfig) -> Dict[str, Any]:
+    summary = collect_summary(config)
+    path = RunPaths(config.pipeline.output_dir).summary
+    with open(path + ".tmp", "w") as f:
+        json.dump(summary, f, indent=2)
+    os.replace(path + ".tmp", path)
+    return summary
+
+
+def describe(summary: Dict[str, Any]) -> str:
+    """The human-readable end of a run."""
+    lines = ["", "clipflow run " + summary["pipeline_run"], "component wall times (s):"]
+    for node, info in summary["components"].items():
+        lines.append(f"  {node:<18} {info['wall_seconds']:8.2f}  {info['state']}")
+    accuracy = summary["eval_accuracy"]
+    lines += [
+        f"eval accuracy: {accuracy:.4f}" if accuracy is not None else "eval accuracy: (no evaluation)",
+        f"blessed: {summary['blessed']} (threshold {summary['accuracy_threshold']})",
+        f"serving model: {summary['serving_model'] or '(not pushed)'}",
+        f"model: {summary['model']}",
+        f"TensorBoard logs: {summary['tensorboard_logdir']}",
+        f"ML Metadata: {summary['metadata_db']}",
+        f"summary: {os.path.join(os.path.dirname(summary['metadata_db']), 'summary.json')}",
+        "inspect with:",
+        f"  {summary['tensorboard_command']}",
+    ]
+    return "\n".join(lines)
