@@ -44,11 +44,14 @@ def read_file_bytes(path: str) -> bytes:
         raise DataError(f"{path}: gzip data is corrupt or truncated ({err}); fetch the file again") from None
 
 
-def _header(raw: bytes, path: str, dims: int) -> tuple[int, ...]:
+def _header(raw: bytes, path: str, magic: int, dims: int) -> tuple[int, ...]:
+    """Checks the magic number first (it tells which file this is), then returns the dimensions."""
     size = 4 * (dims + 1)
+    if len(raw) >= 4:
+        _check_magic(int.from_bytes(raw[:4], "big"), magic, path)
     if len(raw) < size:
         raise DataError(f"{path}: {len(raw)} bytes is too short for an IDX header; the file is truncated or empty")
-    return tuple(int(v) for v in np.frombuffer(raw[:size], dtype=">u4"))
+    return tuple(int(v) for v in np.frombuffer(raw[4:size], dtype=">u4"))
 
 
 def _check_magic(magic: int, expected: int, path: str) -> None:
@@ -76,8 +79,7 @@ def _payload(raw: bytes, offset: int, count: int, record_size: int, path: str) -
 
 def parse_images(raw: bytes, path: str) -> np.ndarray:
     """Parses an idx3 images file into uint8[N, 28, 28]."""
-    magic, count, rows, cols = _header(raw, path, 3)
-    _check_magic(magic, IMAGES_MAGIC, path)
+    count, rows, cols = _header(raw, path, IMAGES_MAGIC, 3)
     if (rows, cols) != (IMAGE_SIDE, IMAGE_SIDE):
         raise DataError(f"{path}: images are {rows}x{cols}, MNIST images are 28x28; use the MNIST files")
     return _payload(raw, 16, count, rows * cols, path).reshape(count, rows, cols)
@@ -85,8 +87,7 @@ def parse_images(raw: bytes, path: str) -> np.ndarray:
 
 def parse_labels(raw: bytes, path: str) -> np.ndarray:
     """Parses an idx1 labels file into uint8[N]."""
-    magic, count = _header(raw, path, 1)
-    _check_magic(magic, LABELS_MAGIC, path)
+    (count,) = _header(raw, path, LABELS_MAGIC, 1)
     return _payload(raw, 8, count, 1, path)
 
 

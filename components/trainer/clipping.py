@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import List, Protocol, Sequence, Tuple
+from typing import List, NamedTuple, Protocol, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -18,9 +18,11 @@ from components.trainer.options import ClipOptions
 Grads = List[tf.Tensor]
 
 
-@dataclasses.dataclass(frozen=True)
-class ClipStats:
-    """What one step's clipping did; all tensors, computed in-graph."""
+class ClipStats(NamedTuple):
+    """What one step's clipping did; all tensors, computed in-graph.
+
+    A NamedTuple so it can cross ``tf.function`` boundaries as a nest.
+    """
 
     pre_norms: tf.Tensor  # float32[V]: each variable's gradient norm before clipping
     pre_global: tf.Tensor  # float32[]: global norm before clipping

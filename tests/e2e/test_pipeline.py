@@ -1,0 +1,87 @@
+"""The real pipeline (all TFX components, Beam, TFMA) on a slice of real MNIST."""
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.example_gen.readers import read_idx_split
+from components.example_gen.records import serialize_examples
+from pipeline import metadata
+from tests.e2e.run_cli import run_pipeline, read_summary
+
+NODES = [
+    "ImportSchemaGen", "MnistExampleGen", "StatisticsGen", "ExampleValidator", "AnomalyGate",
+    "Transform", "Trainer", "Evaluator", "Pusher",
+]
+COMMON = ("--set", "evaluator.accuracy_threshold=0.9", "--set", "telemetry.histogram_every_n_steps=20")
+
+
+@pytest.fixture(scope="module")
+def first_run(mnist_slice, tmp_path_factory):
+    output_dir = str(tmp_path_factory.mktemp("e2e") / "runs")
+    result = run_pipeline("--data-dir", mnist_slice, "--output-dir", output_dir, *COMMON)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return output_dir, result
+
+
+def _states(summary: dict) -> dict:
+    return {node: info["state"] for node, info in summary["components"].items()}
+
+
+def test_first_run_executes_every_component_and_blesses(first_run):
+    output_dir, result = first_run
+    summary = read_summary(output_dir)
+    assert _states(summary) == {node: "COMPLETE" for node in NODES}
+    assert summary["eval_accuracy"] >= 0.9
+    assert summary["blessed"] is True
+    assert summary["gradient_report"]["steps"] == 3 * 32  # 3 epochs of ceil(4000 / 128) steps
+    assert all(info["wall_seconds"] > 0 for info in summary["components"].values())
+    assert f"eval accuracy: {summary['eval_accuracy']:.4f}" in result.stdout
+    assert "--logdir " + summary["tensorboard_logdir"] in result.stdout
+
+
+def test_examples_keep_the_official_split_sizes(first_run, mnist_slice):
+    output_dir, _ = first_run
+    store = metadata.open_store(os.path.join(output_dir, "metadata.sqlite"))
+    executions = {e.node: e for e in metadata.run_executions(store, metadata.latest_run_id(store))}
+    examples_uri = executions["MnistExampleGen"].outputs["examples"][0].uri
+    for split, expected in (("train", 4000), ("eval", 1000)):
+        files = tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*"))
+        count = sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP"))
+        assert count == expected
+
+
+def test_pushed_model_serves_raw_examples(first_run, mnist_slice):
+    output_dir, _ = first_run
+    summary = read_summary(output_dir)
+    assert summary["serving_model"].startswith(os.path.join(output_dir, "serving_model"))
+    images, labels = read_idx_split(
+        os.path.join(mnist_slice, "t10k-images-idx3-ubyte.gz"), os.path.join(mnist_slice, "t10k-labels-idx1-ubyte.gz")
+    )
+    records = list(serialize_examples(images[:200], np.zeros(200, np.uint8)))  # serving ignores the label
+    serve = tf.saved_model.load(summary["serving_model"]).signatures["serving_default"]
+    probabilities = serve(examples=tf.constant(records))["probabilities"].numpy()
+    assert probabilities.shape == (200, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert (probabilities.argmax(axis=1) == labels[:200]).mean() >= 0.85
+
+
+def test_rerun_uses_the_cache(first_run, mnist_slice):
+    output_dir, _ = first_run
+    result = run_pipeline("--data-dir", mnist_slice, "--output-dir", output_dir, *COMMON)
+    assert result.returncode == 0, result.stderr[-3000:]
+    states = _states(read_summary(output_dir))
+    assert states == {node: "CACHED" for node in NODES}
+
+
+def test_trainer_change_reruns_only_trainer_and_after(first_run, mnist_slice):
+    output_dir, _ = first_run
+    result = run_pipeline("--data-dir", mnist_slice, "--output-dir", output_dir, *COMMON, "--set", "trainer.epochs=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = read_summary(output_dir)
+    states = _states(summary)
+    upstream = ["ImportSchemaGen", "MnistExampleGen", "StatisticsGen", "ExampleValidator", "AnomalyGate", "Transform"]
+    assert {n: states[n] for n in upstream} == {n: "CACHED" for n in upstream}
+    assert {n: states[n] for n in ("Trainer", "Evaluator", "Pusher")} == dict.fromkeys(("Trainer", "Evaluator", "Pusher"), "COMPLETE")
+    assert summary["gradient_report"]["steps"] == 2 * 32

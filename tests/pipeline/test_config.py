@@ -1,0 +1,76 @@
+import json
+
+import pytest
+
+from components.common.errors import ConfigError
+from components.trainer.run_fn import parse_custom_config
+from pipeline.config import PipelineConfig, load_config
+
+
+def test_defaults_are_the_documented_ones():
+    config = load_config()
+    assert config.trainer.hidden_units == (512, 256)
+    assert config.clip.strategy == "global_norm" and config.clip.threshold == 15.0
+    assert config.transform.mode == "divide" and config.transform.divisor == 255.0
+    assert config.evaluator.accuracy_threshold == 0.95
+    assert config.pipeline.output_dir == "runs"
+
+
+def test_toml_then_overrides(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[trainer]\nepochs = 7\nhidden_units = [64, 32]\n[clip]\nstrategy = "norm"\n')
+    config = load_config(str(path), ["trainer.epochs=2", "clip.threshold=3", "transform.mode=z_score"])
+    assert config.trainer.epochs == 2  # override beats file
+    assert config.trainer.hidden_units == (64, 32)
+    assert config.clip.strategy == "norm" and config.clip.threshold == 3.0
+    assert config.transform.mode == "z_score"
+
+
+def test_json_round_trip_and_custom_config():
+    config = load_config(None, ["clip.strategy=adaptive", "trainer.optimizer=sgd"])
+    assert PipelineConfig.from_dict(json.loads(config.to_json())) == config
+    trainer, clip, telemetry = parse_custom_config(json.loads(json.dumps(config.trainer_custom_config())))
+    assert (trainer, clip, telemetry) == (config.trainer, config.clip, config.telemetry)
+    assert config.transform_custom_config() == {"scaling": {"mode": "divide", "divisor": 255.0}}
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("trainer.epochz=3", "unknown setting trainer.epochz"),
+        ("bogus.key=1", "unknown setting bogus"),
+        ("trainer.epochs=three", "trainer.epochs must be a whole number, got 'three'"),
+        ("trainer.epochs=1.5", "trainer.epochs must be a whole number"),
+        ("clip.threshold=0", "clip.threshold must be > 0"),
+        ("clip.threshold=-2", "clip.threshold must be > 0"),
+        ("clip.strategy=sometimes", "clip.strategy must be one of none, value, norm, global_norm, adaptive"),
+        ("transform.mode=log", "transform.mode must be one of divide, min_max, z_score"),
+        ("transform.divisor=0", "transform.divisor must not be 0"),
+        ("trainer.batch_size=0", "trainer.batch_size must be >= 1"),
+        ("trainer.learning_rate=0", "trainer.learning_rate must be > 0"),
+        ("trainer.hidden_units=[]", "trainer.hidden_units must be a non-empty list"),
+        ("evaluator.accuracy_threshold=1.5", "evaluator.accuracy_threshold must be in [0, 1]"),
+        ("pipeline.enable_cache=yes", "pipeline.enable_cache must be a bool"),
+        ("trainer=5", "trainer must be a table of settings"),
+        ("noequals", "--set takes section.key=value"),
+    ],
+)
+def test_bad_values_are_rejected_with_a_clear_message(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_value_clip_bounds_must_be_ordered():
+    with pytest.raises(ConfigError, match=r"clip.lo must be below clip.hi \(got lo=2.0, hi=1.0\)"):
+        load_config(None, ["clip.strategy=value", "clip.lo=2", "clip.hi=1"])
+
+
+def test_bad_toml_file(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[trainer\n")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        load_config(str(path))
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(str(tmp_path / "missing.toml"))
