@@ -9,12 +9,21 @@ import argparse
 import dataclasses
 import logging
 import os
+import re
 import sys
 from typing import List, Optional
 
 from components.common.errors import ClipflowError, ConfigError
 from pipeline.config import PipelineConfig, load_config
 from pipeline.data_source import resolve_data_dir
+from pipeline.logs import send_logs_to_file
+
+BEAM_CONTEXT = re.compile(r" \[while running '[^']*'\]")
+
+
+def one_line(err: Exception) -> str:
+    """The error's own message, without the step names Beam appends."""
+    return BEAM_CONTEXT.sub("", str(err)).strip()
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -57,10 +66,13 @@ def build_config(args: argparse.Namespace, env_data_dir: Optional[str]) -> Pipel
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING)
+    if args.debug:
+        logging.basicConfig(level=logging.INFO)
     try:
         config = build_config(args, os.environ.get("MNIST_DATA_DIR"))
         print("clipflow config:\n" + config.to_json(), flush=True)
+        if not args.debug:
+            print(f"full log: {send_logs_to_file(config.pipeline.output_dir)}", flush=True)
         from pipeline import summary  # noqa: PLC0415  (TFX imports are slow; parse errors fail fast)
         from pipeline.runners import local  # noqa: PLC0415
 
@@ -69,7 +81,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ClipflowError as err:
         if args.debug:
             raise
-        print(f"clipflow: error: {err}", file=sys.stderr)
+        print(f"clipflow: error: {one_line(err)}", file=sys.stderr)
         return 2
     print(summary.describe(result), flush=True)
     return 0

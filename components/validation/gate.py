@@ -35,12 +35,17 @@ def describe_anomalies(artifact: ExampleAnomalies) -> list[str]:
     return lines
 
 
-@component
-def AnomalyGate(anomalies: InputArtifact[ExampleAnomalies]) -> None:  # noqa: N802 (TFX component name)
+def check_anomalies(artifact: ExampleAnomalies) -> None:
     """Raises DataError listing every anomaly, if there is any."""
-    found = describe_anomalies(anomalies)
+    found = describe_anomalies(artifact)
     if found:
         raise DataError(
             "the examples do not match schemas/mnist/schema.pbtxt: " + "; ".join(found)
             + "; fix the input data (or the schema, if the data is right)"
         )
+
+
+@component
+def AnomalyGate(anomalies: InputArtifact[ExampleAnomalies]) -> None:  # noqa: N802 (TFX component name)
+    """Stops the run when ExampleValidator found anomalies."""
+    check_anomalies(anomalies)

@@ -1,0 +1,32 @@
+"""Where log output goes: a file per run by default, the terminal with --debug.
+
+TFX, Beam and TensorFlow log tracebacks and warnings by the hundred; a user
+should see the config, the result, or one line saying what went wrong. The
+full log is kept in the output directory for when that line is not enough.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+
+def send_logs_to_file(output_dir: str) -> str:
+    """Routes Python, absl and warnings output to ``<output_dir>/logs/``; returns the file."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads: its C++ chatter
+    from absl import logging as absl_logging  # noqa: PLC0415
+
+    log_dir = os.path.join(output_dir, "logs")
+    os.makedirs(log_dir, exist_ok=True)
+    path = os.path.join(log_dir, time.strftime("run-%Y%m%d-%H%M%S.log"))
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.removeHandler(absl_logging.get_absl_handler())
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    absl_logging.set_verbosity(absl_logging.INFO)
+    logging.captureWarnings(True)
+    return path
