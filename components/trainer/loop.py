@@ -69,7 +69,7 @@ class TrainingLoop:
         self.max_pre_clip_norms = tf.Variable(tf.zeros([len(self.variables)]), trainable=False, name="max_norms")
         self.last_finite_norm = tf.Variable(0.0, trainable=False, name="last_finite_norm")
 
-    def _train_step(self, x: tf.Tensor, y: tf.Tensor):
+    def _train_step(self, x: tf.Tensor, y: tf.Tensor, histograms: bool):
         with tf.GradientTape() as tape:
             loss = self.loss_fn(y, self.model(x))
         grads = tape.gradient(loss, self.variables)
@@ -93,24 +93,43 @@ class TrainingLoop:
             self.telemetry.record_step(
                 self.step, loss, self.optimizer.learning_rate, stats, finite, fraction, self.nonfinite_steps
             )
-            self.telemetry.record_histograms(self.step, grads, clipped, self.variables, finite)
+            if histograms:
+                self.telemetry.record_histograms(self.step, grads, clipped, self.variables, finite)
         self.step.assign_add(1)
         return loss, stats.pre_global
 
+    def _batch(self, images: tf.Tensor, labels: tf.Tensor, order: tf.Tensor, index: tf.Tensor):
+        batch = order[index * self.batch_size : (index + 1) * self.batch_size]
+        return tf.gather(images, batch), tf.gather(labels, batch)
+
     @tf.function
-    def run_steps(self, images: tf.Tensor, labels: tf.Tensor, order: tf.Tensor, first: tf.Tensor, count: tf.Tensor):
-        """Runs batches ``first .. first+count-1`` of ``order``; returns their losses and norms."""
-        losses = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
-        norms = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
-        for i in tf.range(count):
-            start = (first + i) * self.batch_size
-            batch = order[start : start + self.batch_size]
-            loss, norm = self._train_step(tf.gather(images, batch), tf.gather(labels, batch))
-            losses = losses.write(i, loss)
-            norms = norms.write(i, norm)
+    def run_steps(
+        self, images: tf.Tensor, labels: tf.Tensor, order: tf.Tensor, first: tf.Tensor, count: tf.Tensor,
+        histograms: bool,
+    ):
+        """Runs batches ``first .. first+count-1`` of ``order``; returns their losses and norms.
+
+        The first step is peeled out of the loop: it is the only one that may
+        write histograms (``histograms`` is a Python bool, one trace each).
+        """
+        loss, norm = self._train_step(*self._batch(images, labels, order, first), histograms)
+        losses = tf.TensorArray(tf.float32, size=0, dynamic_size=True).write(0, loss)
+        norms = tf.TensorArray(tf.float32, size=0, dynamic_size=True).write(0, norm)
+        for i in tf.range(1, count):
             if self.consecutive_nonfinite >= self.max_nonfinite_steps:
                 break
+            loss, norm = self._train_step(*self._batch(images, labels, order, first + i), False)
+            losses = losses.write(i, loss)
+            norms = norms.write(i, norm)
         return losses.stack(), norms.stack()
+
+    def _next_call(self, remaining: int, steps_per_call: int) -> tuple[int, bool]:
+        """How many steps the next call runs, and whether it starts with histograms."""
+        count = min(steps_per_call, remaining)
+        due = self.telemetry.steps_until_histograms(int(self.step.numpy())) if self.telemetry else None
+        if due == 0:
+            return count, True
+        return (min(count, due) if due is not None else count), False
 
     def run_epoch(self, images: tf.Tensor, labels: tf.Tensor, steps_per_call: int, seed: int) -> EpochResult:
         """One shuffled pass over the data (the last batch may be smaller)."""
@@ -118,13 +137,13 @@ class TrainingLoop:
         order = tf.random.shuffle(tf.range(size), seed=seed)
         num_batches = -(-size // self.batch_size)
         losses, norms = [], []
-        for first in range(0, num_batches, steps_per_call):
-            count = min(steps_per_call, num_batches - first)
-            loss, norm = self.run_steps(images, labels, order, tf.constant(first), tf.constant(count))
+        first = 0
+        while first < num_batches and not self.stopped:
+            count, histograms = self._next_call(num_batches - first, steps_per_call)
+            loss, norm = self.run_steps(images, labels, order, tf.constant(first), tf.constant(count), histograms)
             losses.append(loss.numpy())
             norms.append(norm.numpy())
-            if self.stopped:
-                break
+            first += count
         return EpochResult(np.concatenate(losses), np.concatenate(norms), self.stopped)
 
     @property

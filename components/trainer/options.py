@@ -56,7 +56,7 @@ class TrainerOptions:
     init: Literal["glorot_uniform", "truncated_normal"] = "glorot_uniform"  # truncated_normal: stddev 0.1, the demo's
     batch_size: int = 128
     epochs: int = 3
-    steps_per_call: int = 50  # training steps per tf.function call (fewer host round trips)
+    steps_per_call: int = 100  # training steps per tf.function call (fewer host round trips)
     seed: int = 0
 
     def __post_init__(self) -> None:
