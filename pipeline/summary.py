@@ -85,5 +85,7 @@ def describe(summary: Dict[str, Any]) -> str:
         f"summary: {os.path.join(os.path.dirname(summary['metadata_db']), 'summary.json')}",
         "inspect with:",
         f"  {summary['tensorboard_command']}",
+        "or every Trainer run of this output directory side by side:",
+        f"  {shlex.quote(sys.executable)} -m pipeline.tensorboard --output-dir {shlex.quote(os.path.dirname(summary['metadata_db']))}",
     ]
     return "\n".join(lines)

@@ -126,10 +126,15 @@ class TrainingLoop:
     def _next_call(self, remaining: int, steps_per_call: int) -> tuple[int, bool]:
         """How many steps the next call runs, and whether it starts with histograms."""
         count = min(steps_per_call, remaining)
-        due = self.telemetry.steps_until_histograms(int(self.step.numpy())) if self.telemetry else None
-        if due == 0:
-            return count, True
-        return (min(count, due) if due is not None else count), False
+        if self.telemetry is None:
+            return count, False
+        step = int(self.step.numpy())
+        due = self.telemetry.steps_until_histograms(step)
+        if due is None:
+            return count, False
+        if due == 0:  # histograms now; stop before the next due step
+            return min(count, self.telemetry.steps_until_histograms(step + 1) + 1), True
+        return min(count, due), False
 
     def run_epoch(self, images: tf.Tensor, labels: tf.Tensor, steps_per_call: int, seed: int) -> EpochResult:
         """One shuffled pass over the data (the last batch may be smaller)."""

@@ -7,6 +7,7 @@ exports the serving model.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Mapping
 
 import numpy as np
@@ -65,7 +66,7 @@ def train(
         norms.append(result.pre_clip_norms)
         metrics = loop.evaluate(*eval_split)
         telemetry.record_eval(int(loop.step.numpy()), metrics)
-        log.info("epoch %d: train loss %.4f, eval %s", epoch + 1, float(np.nanmean(result.losses)), metrics)
+        log.info("epoch %d: train loss %.4f, eval %s", epoch + 1, float(np.nanmean(result.losses)) if np.isfinite(result.losses).any() else math.nan, metrics)
         if result.stopped:
             diverged_at = int(loop.step.numpy()) - 1
             log.error(

@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 from tensorboard.plugins.histogram import metadata as histogram_metadata
+from tensorboard.plugins.scalar import metadata as scalar_metadata
 
 from components.trainer.clipping import ClipStats
 from components.trainer.options import TelemetryOptions
@@ -38,7 +39,15 @@ def write_histogram(name: str, data: tf.Tensor, step: tf.Tensor) -> None:
     tf.summary.write(name, buckets, step=step, metadata=_HISTOGRAM_METADATA)
 
 
+def write_scalar(name: str, value: tf.Tensor, step: tf.Tensor) -> None:
+    """``tf.summary.scalar`` without its name scoping: inside a ``tf.function``
+    branch that would prefix the tag with ``cond_1/``; ``tf.summary.write``
+    keeps the tag exactly as given."""
+    tf.summary.write(name, tf.cast(value, tf.float32), step=step, metadata=_SCALAR_METADATA)
+
+
 _HISTOGRAM_METADATA = histogram_metadata.create_summary_metadata(display_name=None, description=None)
+_SCALAR_METADATA = scalar_metadata.create_summary_metadata(display_name=None, description=None)
 
 
 class Telemetry:
@@ -61,21 +70,21 @@ class Telemetry:
         """Per-step scalars (call inside the training tf.function)."""
         if not self.options.scalars:
             return
-        with self.writer.as_default(step=step):
-            tf.summary.scalar("nonfinite/steps", nonfinite_steps)
-            tf.summary.scalar("learning_rate", learning_rate)
+        with self.writer.as_default():
+            write_scalar("nonfinite/steps", nonfinite_steps, step)
+            write_scalar("learning_rate", learning_rate, step)
             if finite:  # one branch for all of them: a cond per summary costs more than the writes
-                tf.summary.scalar("loss", loss)
-                tf.summary.scalar("grad_norm/pre_clip", stats.pre_global)
-                tf.summary.scalar("grad_norm/post_clip", stats.post_global)
-                tf.summary.scalar("clip/scale", stats.scale)
-                tf.summary.scalar("clip/clipped", tf.cast(stats.scale < 1.0, tf.float32))
-                tf.summary.scalar("clip/clipped_fraction", clipped_fraction)
+                write_scalar("loss", loss, step)
+                write_scalar("grad_norm/pre_clip", stats.pre_global, step)
+                write_scalar("grad_norm/post_clip", stats.post_global, step)
+                write_scalar("clip/scale", stats.scale, step)
+                write_scalar("clip/clipped", tf.cast(stats.scale < 1.0, tf.float32), step)
+                write_scalar("clip/clipped_fraction", clipped_fraction, step)
                 if tf.math.is_finite(stats.threshold):
-                    tf.summary.scalar("clip/threshold", stats.threshold)
+                    write_scalar("clip/threshold", stats.threshold, step)
                 for i, name in enumerate(self.names):
-                    tf.summary.scalar(f"grad_norm/pre_clip/{name}", stats.pre_norms[i])
-                    tf.summary.scalar(f"grad_norm/post_clip/{name}", stats.post_norms[i])
+                    write_scalar(f"grad_norm/pre_clip/{name}", stats.pre_norms[i], step)
+                    write_scalar(f"grad_norm/post_clip/{name}", stats.post_norms[i], step)
 
     def record_histograms(
         self,
@@ -91,7 +100,7 @@ class Telemetry:
         so the per-step graph holds no histogram branch at all.
         """
         if finite:
-            with self.writer.as_default(step=step):
+            with self.writer.as_default():
                 for name, grad, post, var in zip(self.names, grads, clipped, variables):
                     write_histogram(f"grad_hist/pre_clip/{name}", grad, step)
                     write_histogram(f"grad_hist/post_clip/{name}", post, step)
@@ -104,9 +113,9 @@ class Telemetry:
 
     def record_eval(self, step: int, metrics: dict) -> None:
         """Eval metrics as their own TensorBoard run, next to ``train``."""
-        with self.eval_writer.as_default(step=step):
+        with self.eval_writer.as_default():
             for name, value in metrics.items():
-                tf.summary.scalar(name, value)
+                write_scalar(name, value, step)
 
     def flush(self) -> None:
         self.writer.flush()

@@ -1,5 +1,7 @@
 """The real pipeline (all TFX components, Beam, TFMA) on a slice of real MNIST."""
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ import tensorflow as tf
 from components.example_gen.readers import read_idx_split
 from components.example_gen.records import serialize_examples
 from pipeline import metadata
-from tests.e2e.run_cli import run_pipeline, read_summary
+from tests.e2e.run_cli import REPO, run_pipeline, read_summary
 
 NODES = [
     "ImportSchemaGen", "MnistExampleGen", "StatisticsGen", "ExampleValidator", "AnomalyGate",
@@ -85,3 +87,15 @@ def test_trainer_change_reruns_only_trainer_and_after(first_run, mnist_slice):
     assert {n: states[n] for n in upstream} == {n: "CACHED" for n in upstream}
     assert {n: states[n] for n in ("Trainer", "Evaluator", "Pusher")} == dict.fromkeys(("Trainer", "Evaluator", "Pusher"), "COMPLETE")
     assert summary["gradient_report"]["steps"] == 2 * 32
+
+
+def test_tensorboard_lists_both_trainer_runs_side_by_side(first_run):
+    output_dir, _ = first_run  # runs after the Trainer-only change above: two Trainer executions
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.tensorboard", "--output-dir", output_dir, "--print-only"],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("epochs=3: ") and lines[1].startswith("epochs=2: ")
+    assert "--logdir_spec" in lines[2] and "--host 127.0.0.1" in lines[2]

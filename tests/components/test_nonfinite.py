@@ -1,0 +1,49 @@
+"""Non-finite gradients: the update is skipped, counted, logged; K in a row stop training."""
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from components.trainer.model import MLP
+from components.trainer.options import ClipOptions
+from tests.components.trainer_helpers import SIZE, read_run, synthetic_split, tiny_run
+
+
+def _poisoned(rows):
+    images, labels = synthetic_split()
+    images = images.numpy()
+    images[rows, 0] = math.inf
+    return tf.constant(images), labels
+
+
+def test_all_non_finite_stops_after_k_steps_and_changes_no_weight(tmp_path):
+    logdir = str(tmp_path)
+    (model, report), options = tiny_run(logdir, train_split=_poisoned([5]), clip=ClipOptions(max_nonfinite_steps=3))
+    assert report.steps == 3
+    assert report.nonfinite_steps == 3
+    assert report.diverged_at_step == 2
+    assert "training diverged at step 2" in "\n".join(report.lines())
+    untouched = MLP(options.hidden_units, options.init, options.seed)
+    for trained, initial in zip(model.variables_in_order, untouched.variables_in_order):
+        np.testing.assert_array_equal(trained.numpy(), initial.numpy())
+    events = read_run(logdir)
+    assert {s: float(v) for s, v in events["nonfinite/steps"].items()} == {0: 1.0, 1: 2.0, 2: 3.0}
+    assert "loss" not in events and "grad_norm/pre_clip" not in events  # nothing NaN written
+    assert not any(tag.startswith("grad_hist/") for tag in events)
+
+
+def test_isolated_non_finite_steps_are_skipped_and_training_goes_on(tmp_path):
+    logdir = str(tmp_path)
+    # Batches of 16 over 64 examples: each epoch exactly one batch holds the poisoned row.
+    (model, report), _ = tiny_run(logdir, train_split=_poisoned([7]), epochs=5, batch_size=16, every=1)
+    assert report.steps == 20
+    assert report.nonfinite_steps == 5
+    assert report.diverged_at_step is None
+    assert all(np.isfinite(v.numpy()).all() for v in model.variables_in_order)
+    events = read_run(logdir)
+    assert len(events["grad_norm/pre_clip"]) == 15
+    assert float(events["nonfinite/steps"][19]) == 5.0
+    for tag, series in events.items():
+        for value in series.values():
+            assert np.isfinite(value).all(), tag
+    assert len(events["grad_hist/pre_clip/dense_0/kernel"]) == 15  # every step but the skipped ones

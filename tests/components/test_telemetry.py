@@ -1,0 +1,105 @@
+"""Event files read back with TensorBoard's reader: tags, values and cadence."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.trainer.loop import make_loss
+from components.trainer.model import MLP
+from components.trainer.options import ClipOptions
+from tests.components.trainer_helpers import read_run, synthetic_split, tiny_run
+
+VARIABLES = ["dense_0/kernel", "dense_0/bias", "dense_1/kernel", "dense_1/bias"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    logdir = str(tmp_path_factory.mktemp("telemetry"))
+    (model, report), options = tiny_run(logdir, clip=ClipOptions(strategy="global_norm", threshold=0.5))
+    return logdir, report, options
+
+
+def test_per_step_scalar_tags(run):
+    logdir, report, _ = run
+    events = read_run(logdir)
+    expected = {"loss", "learning_rate", "grad_norm/pre_clip", "grad_norm/post_clip", "clip/scale", "clip/clipped",
+                "clip/clipped_fraction", "clip/threshold", "nonfinite/steps"}
+    expected |= {f"grad_norm/{when}/{name}" for when in ("pre_clip", "post_clip") for name in VARIABLES}
+    assert expected <= set(events)
+    for tag in expected:
+        assert sorted(events[tag]) == list(range(12)), tag
+
+
+def test_pre_clip_norm_equals_an_independent_computation(run):
+    logdir, _, options = run
+    images, labels = synthetic_split()
+    model = MLP(options.hidden_units, options.init, options.seed)  # same seed: the run's initial weights
+    with tf.GradientTape() as tape:
+        loss = make_loss("mse")(labels, model(images))
+    grads = tape.gradient(loss, model.variables_in_order)
+    events = read_run(logdir)
+    assert float(events["grad_norm/pre_clip"][0]) == pytest.approx(float(tf.linalg.global_norm(grads)), rel=1e-5)
+    for name, grad in zip(VARIABLES, grads):
+        assert float(events[f"grad_norm/pre_clip/{name}"][0]) == pytest.approx(float(tf.norm(grad)), rel=1e-5)
+    assert float(events["loss"][0]) == pytest.approx(float(loss), rel=1e-6)
+
+
+def test_post_clip_never_exceeds_threshold_and_scale_is_consistent(run):
+    logdir, report, _ = run
+    events = read_run(logdir)
+    for step, post in events["grad_norm/post_clip"].items():
+        pre = float(events["grad_norm/pre_clip"][step])
+        assert float(post) <= 0.5 * (1 + 1e-5)
+        assert float(events["clip/scale"][step]) == pytest.approx(min(1.0, 0.5 / pre), rel=1e-5)
+        assert float(events["clip/clipped"][step]) == float(pre > 0.5)
+        assert float(events["clip/threshold"][step]) == 0.5
+    clipped = [float(v) for _, v in sorted(events["clip/clipped"].items())]
+    assert float(events["clip/clipped_fraction"][11]) == pytest.approx(np.mean(clipped), rel=1e-6)
+    assert report.clipped_fraction == pytest.approx(np.mean(clipped), rel=1e-6)
+
+
+def test_histograms_at_the_configured_cadence(run):
+    logdir, _, _ = run
+    events = read_run(logdir)
+    for kind in ("grad_hist/pre_clip", "grad_hist/post_clip", "weights"):
+        for name in VARIABLES:
+            steps = events[f"{kind}/{name}"]
+            assert sorted(steps) == [0, 5, 10], f"{kind}/{name}"
+            buckets = steps[0]
+            assert buckets.shape == (30, 3)
+            assert buckets[:, 2].sum() == {"dense_0/kernel": 784 * 16, "dense_0/bias": 16,
+                                           "dense_1/kernel": 160, "dense_1/bias": 10}[name]
+
+
+def test_histogram_matches_the_gradient(run):
+    logdir, _, options = run
+    images, labels = synthetic_split()
+    model = MLP(options.hidden_units, options.init, options.seed)
+    with tf.GradientTape() as tape:
+        loss = make_loss("mse")(labels, model(images))
+    grad = tape.gradient(loss, model.kernels[1]).numpy().ravel()
+    buckets = read_run(logdir)["grad_hist/pre_clip/dense_1/kernel"][0]
+    assert buckets[0, 0] == pytest.approx(grad.min(), rel=1e-5)
+    assert buckets[-1, 1] == pytest.approx(grad.max(), rel=1e-5)
+    counts, _ = np.histogram(grad, bins=30, range=(grad.min(), grad.max()))
+    assert np.abs(buckets[:, 2] - counts).sum() <= 2  # float rounding at bucket edges
+
+
+def test_eval_is_its_own_run(run):
+    logdir, report, _ = run
+    events = read_run(logdir, "eval")
+    assert sorted(events["accuracy"]) == list(range(1, 13))  # after each epoch, at the global step
+    assert float(events["accuracy"][12]) == pytest.approx(report.eval_accuracy)
+
+
+def test_gradient_report(run):
+    logdir, report, _ = run
+    events = read_run(logdir)
+    norms = np.array([float(events["grad_norm/pre_clip"][s]) for s in range(12)])
+    assert report.steps == 12
+    assert report.max_pre_clip_norm == pytest.approx(norms.max(), rel=1e-6)
+    assert report.median_pre_clip_norm == pytest.approx(np.median(norms), rel=1e-6)
+    assert report.p99_pre_clip_norm == pytest.approx(np.percentile(norms, 99), rel=1e-6)
+    assert report.first_clipped_step == int(np.flatnonzero(norms > 0.5)[0])
+    assert report.nonfinite_steps == 0 and report.diverged_at_step is None
+    per_var = {name: max(float(events[f"grad_norm/pre_clip/{name}"][s]) for s in range(12)) for name in VARIABLES}
+    assert report.largest_norm_variable == max(per_var, key=per_var.get)
