@@ -18,6 +18,7 @@ from components.common.errors import ConfigError
 from components.common.typed import from_dict, to_dict
 from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
 from components.transform.options import ScalingOptions
+from components.validation.health import HealthOptions
 
 # In-process Beam: for MNIST-sized data, worker processes cost more than they save.
 DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
@@ -62,6 +63,7 @@ class PipelineConfig:
     clip: ClipOptions = ClipOptions()
     telemetry: TelemetryOptions = TelemetryOptions()
     evaluator: EvaluatorOptions = EvaluatorOptions()
+    health: HealthOptions = HealthOptions()
 
     def to_dict(self) -> Dict[str, Any]:
         return to_dict(self)

@@ -1,6 +1,7 @@
 """create_pipeline(config): the TFX DAG. Wiring only; the work lives in components/."""
 from __future__ import annotations
 
+import json
 import os
 from typing import Optional
 
@@ -8,7 +9,9 @@ from tfx import v1 as tfx
 
 from components.evaluator.eval_config import build_eval_config
 from components.example_gen.component import MnistExampleGen, input_config
+from components.common.typed import to_dict
 from components.validation.gate import AnomalyGate
+from components.validation.health import TrainingHealthGate
 from pipeline.config import PipelineConfig
 from pipeline.paths import RunPaths
 
@@ -53,9 +56,14 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config: Optional
         schema=schema_gen.outputs["schema"],
         eval_config=build_eval_config(config.evaluator.accuracy_threshold),
     )
+    health_gate = TrainingHealthGate(
+        evaluator_blessing=evaluator.outputs["blessing"],
+        model_run=trainer.outputs["model_run"],
+        health=json.dumps(to_dict(config.health)),
+    )
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
+        model_blessing=health_gate.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=paths.serving_model)
         ),
@@ -65,7 +73,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config: Optional
         pipeline_root=paths.pipeline_root,
         components=[
             example_gen, statistics_gen, schema_gen, example_validator, anomaly_gate,
-            transform, trainer, evaluator, pusher,
+            transform, trainer, evaluator, health_gate, pusher,
         ],
         enable_cache=config.pipeline.enable_cache,
         metadata_connection_config=metadata_connection_config,

@@ -11,6 +11,7 @@ import tensorflow_model_analysis as tfma
 
 from components.evaluator.eval_config import ACCURACY_METRIC
 from components.trainer.report import GradientReport
+from components.validation.health import PROBLEMS_PROPERTY
 from pipeline import metadata
 from pipeline.config import PipelineConfig
 from pipeline.paths import RunPaths
@@ -38,7 +39,8 @@ def collect_summary(config: PipelineConfig) -> Dict[str, Any]:
     by_node = {e.node: e for e in executions}
     model_run = _first(by_node.get("Trainer"), "model_run")
     evaluation = _first(by_node.get("Evaluator"), "evaluation")
-    blessing = _first(by_node.get("Evaluator"), "blessing")
+    evaluator_blessing = _first(by_node.get("Evaluator"), "blessing")
+    blessing = _first(by_node.get("TrainingHealthGate"), "blessing")
     pushed = _first(by_node.get("Pusher"), "pushed_model")
     logdir = model_run.uri if model_run else None
     return {
@@ -46,6 +48,8 @@ def collect_summary(config: PipelineConfig) -> Dict[str, Any]:
         "eval_accuracy": overall_accuracy(evaluation.uri) if evaluation else None,
         "accuracy_threshold": config.evaluator.accuracy_threshold,
         "blessed": bool(blessing and metadata.custom_int(blessing, "blessed") == 1),
+        "accuracy_blessed": bool(evaluator_blessing and metadata.custom_int(evaluator_blessing, "blessed") == 1),
+        "health_problems": (metadata.custom_str(blessing, PROBLEMS_PROPERTY) or None) if blessing else None,
         "serving_model": metadata.custom_str(pushed, "pushed_destination") if pushed and metadata.custom_int(pushed, "pushed") == 1 else None,
         "model": _first(by_node.get("Trainer"), "model").uri if model_run else None,
         "tensorboard_logdir": logdir,
@@ -77,7 +81,9 @@ def describe(summary: Dict[str, Any]) -> str:
     accuracy = summary["eval_accuracy"]
     lines += [
         f"eval accuracy: {accuracy:.4f}" if accuracy is not None else "eval accuracy: (no evaluation)",
-        f"blessed: {summary['blessed']} (threshold {summary['accuracy_threshold']})",
+        f"blessed: {summary['blessed']} (accuracy threshold {summary['accuracy_threshold']}: "
+        f"{'met' if summary['accuracy_blessed'] else 'not met'}"
+        + (f"; unhealthy training: {summary['health_problems']})" if summary["health_problems"] else ")"),
         f"serving model: {summary['serving_model'] or '(not pushed)'}",
         f"model: {summary['model']}",
         f"TensorBoard logs: {summary['tensorboard_logdir']}",

@@ -14,7 +14,7 @@ from tests.e2e.run_cli import REPO, run_pipeline, read_summary
 
 NODES = [
     "ImportSchemaGen", "MnistExampleGen", "StatisticsGen", "ExampleValidator", "AnomalyGate",
-    "Transform", "Trainer", "Evaluator", "Pusher",
+    "Transform", "Trainer", "Evaluator", "TrainingHealthGate", "Pusher",
 ]
 COMMON = ("--set", "evaluator.accuracy_threshold=0.9", "--set", "telemetry.histogram_every_n_steps=20")
 
@@ -36,7 +36,8 @@ def test_first_run_executes_every_component_and_blesses(first_run):
     summary = read_summary(output_dir)
     assert _states(summary) == {node: "COMPLETE" for node in NODES}
     assert summary["eval_accuracy"] >= 0.9
-    assert summary["blessed"] is True
+    assert summary["blessed"] is True and summary["accuracy_blessed"] is True
+    assert summary["health_problems"] is None
     assert summary["gradient_report"]["steps"] == 3 * 32  # 3 epochs of ceil(4000 / 128) steps
     assert all(info["wall_seconds"] > 0 for info in summary["components"].values())
     assert f"eval accuracy: {summary['eval_accuracy']:.4f}" in result.stdout
@@ -85,7 +86,8 @@ def test_trainer_change_reruns_only_trainer_and_after(first_run, mnist_slice):
     states = _states(summary)
     upstream = ["ImportSchemaGen", "MnistExampleGen", "StatisticsGen", "ExampleValidator", "AnomalyGate", "Transform"]
     assert {n: states[n] for n in upstream} == {n: "CACHED" for n in upstream}
-    assert {n: states[n] for n in ("Trainer", "Evaluator", "Pusher")} == dict.fromkeys(("Trainer", "Evaluator", "Pusher"), "COMPLETE")
+    downstream = ("Trainer", "Evaluator", "TrainingHealthGate", "Pusher")
+    assert {n: states[n] for n in downstream} == dict.fromkeys(downstream, "COMPLETE")
     assert summary["gradient_report"]["steps"] == 2 * 32
 
 
@@ -99,3 +101,18 @@ def test_tensorboard_lists_both_trainer_runs_side_by_side(first_run):
     lines = result.stdout.splitlines()
     assert lines[0].startswith("epochs=3: ") and lines[1].startswith("epochs=2: ")
     assert "--logdir_spec" in lines[2] and "--host 127.0.0.1" in lines[2]
+
+
+def test_unhealthy_training_is_not_pushed(first_run, mnist_slice, tmp_path):
+    output_dir, _ = first_run
+    result = run_pipeline(
+        "--data-dir", mnist_slice, "--output-dir", output_dir, *COMMON,
+        "--set", "clip.threshold=0.05", "--set", "health.enabled=true", "--set", "health.max_clipped_fraction=0.5",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = read_summary(output_dir)
+    assert summary["accuracy_blessed"] is True  # accurate enough (Adam barely minds the clip)...
+    assert summary["blessed"] is False  # ...but nearly every step was clipped
+    assert "of steps clipped (allowed 50.0%)" in summary["health_problems"]
+    assert summary["serving_model"] is None
+    assert "unhealthy training" in result.stdout
