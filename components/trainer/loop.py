@@ -66,8 +66,9 @@ class TrainingLoop:
         self.nonfinite_steps = counter("nonfinite_steps")
         self.consecutive_nonfinite = counter("consecutive_nonfinite")
         self.first_clipped_step = counter("first_clipped_step", -1)
+        self.first_nonfinite_step = counter("first_nonfinite_step", -1)
         self.max_pre_clip_norms = tf.Variable(tf.zeros([len(self.variables)]), trainable=False, name="max_norms")
-        self.last_finite_norm = tf.Variable(0.0, trainable=False, name="last_finite_norm")
+        self.last_finite_norms = tf.Variable(tf.zeros([len(self.variables)]), trainable=False, name="last_norms")
 
     def _train_step(self, x: tf.Tensor, y: tf.Tensor, histograms: bool):
         with tf.GradientTape() as tape:
@@ -78,13 +79,15 @@ class TrainingLoop:
         if finite:
             self.optimizer.apply_gradients(zip(clipped, self.variables))
             self.consecutive_nonfinite.assign(0)
-            self.last_finite_norm.assign(stats.pre_global)
+            self.last_finite_norms.assign(stats.pre_norms)
             self.max_pre_clip_norms.assign(tf.maximum(self.max_pre_clip_norms, stats.pre_norms))
             if stats.scale < 1.0:
                 self.clipped_steps.assign_add(1)
                 if self.first_clipped_step < 0:
                     self.first_clipped_step.assign(self.step)
         else:
+            if self.first_nonfinite_step < 0:
+                self.first_nonfinite_step.assign(self.step)
             self.nonfinite_steps.assign_add(1)
             self.consecutive_nonfinite.assign_add(1)
         if self.telemetry is not None:

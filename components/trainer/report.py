@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -28,7 +29,9 @@ class GradientReport:
     first_clipped_step: Optional[int]
     largest_norm_variable: str
     largest_norm_value: float
-    diverged_at_step: Optional[int]
+    first_nonfinite_step: Optional[int]
+    diverged_at_step: Optional[int]  # where training stopped after too many non-finite steps in a row
+    last_finite_norms: Dict[str, float]  # per variable, from the last finite step
     final_loss: float
     eval_accuracy: float
 
@@ -42,7 +45,9 @@ class GradientReport:
         first_clipped_step: int,
         variable_names: Sequence[str],
         max_variable_norms: np.ndarray,
+        first_nonfinite_step: int,
         diverged_at_step: Optional[int],
+        last_finite_norms: np.ndarray,
         eval_accuracy: float,
     ) -> "GradientReport":
         finite = pre_clip_norms[np.isfinite(pre_clip_norms)]
@@ -60,7 +65,9 @@ class GradientReport:
             first_clipped_step=first_clipped_step if first_clipped_step >= 0 else None,
             largest_norm_variable=variable_names[largest],
             largest_norm_value=float(max_variable_norms[largest]),
+            first_nonfinite_step=first_nonfinite_step if first_nonfinite_step >= 0 else None,
             diverged_at_step=diverged_at_step,
+            last_finite_norms={name: float(v) for name, v in zip(variable_names, last_finite_norms)},
             final_loss=float(finite_losses[-1]) if finite_losses.size else float("nan"),
             eval_accuracy=eval_accuracy,
         )
@@ -86,5 +93,9 @@ class GradientReport:
             f"largest gradient norm: {self.largest_norm_variable} ({self.largest_norm_value:.3f})",
         ]
         if self.diverged_at_step is not None:
-            out.append(f"training diverged at step {self.diverged_at_step}")
+            last = math.sqrt(sum(v * v for v in self.last_finite_norms.values()))
+            out.append(
+                f"training diverged at step {self.diverged_at_step} (first non-finite step "
+                f"{self.first_nonfinite_step}; last finite pre-clip global norm {last:.3f})"
+            )
         return out

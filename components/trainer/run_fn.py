@@ -69,10 +69,6 @@ def train(
         log.info("epoch %d: train loss %.4f, eval %s", epoch + 1, float(np.nanmean(result.losses)) if np.isfinite(result.losses).any() else math.nan, metrics)
         if result.stopped:
             diverged_at = int(loop.step.numpy()) - 1
-            log.error(
-                "training diverged at step %d: %d consecutive non-finite steps; last finite global norm %.3f",
-                diverged_at, clip.max_nonfinite_steps, float(loop.last_finite_norm.numpy()),
-            )
             break
     telemetry.flush()
     report = GradientReport.build(
@@ -83,7 +79,9 @@ def train(
         first_clipped_step=int(loop.first_clipped_step.numpy()),
         variable_names=model.variable_names,
         max_variable_norms=loop.max_pre_clip_norms.numpy(),
+        first_nonfinite_step=int(loop.first_nonfinite_step.numpy()),
         diverged_at_step=diverged_at,
+        last_finite_norms=loop.last_finite_norms.numpy(),
         eval_accuracy=metrics["accuracy"],
     )
     return model, report

@@ -21,8 +21,9 @@ def test_all_non_finite_stops_after_k_steps_and_changes_no_weight(tmp_path):
     (model, report), options = tiny_run(logdir, train_split=_poisoned([5]), clip=ClipOptions(max_nonfinite_steps=3))
     assert report.steps == 3
     assert report.nonfinite_steps == 3
-    assert report.diverged_at_step == 2
-    assert "training diverged at step 2" in "\n".join(report.lines())
+    assert report.diverged_at_step == 2 and report.first_nonfinite_step == 0
+    assert report.last_finite_norms == {name: 0.0 for name in report.last_finite_norms}  # no finite step
+    assert "training diverged at step 2 (first non-finite step 0" in "\n".join(report.lines())
     untouched = MLP(options.hidden_units, options.init, options.seed)
     for trained, initial in zip(model.variables_in_order, untouched.variables_in_order):
         np.testing.assert_array_equal(trained.numpy(), initial.numpy())
@@ -39,6 +40,7 @@ def test_isolated_non_finite_steps_are_skipped_and_training_goes_on(tmp_path):
     assert report.steps == 20
     assert report.nonfinite_steps == 5
     assert report.diverged_at_step is None
+    assert report.first_nonfinite_step is not None and report.first_nonfinite_step < 4
     assert all(np.isfinite(v.numpy()).all() for v in model.variables_in_order)
     events = read_run(logdir)
     assert len(events["grad_norm/pre_clip"]) == 15
