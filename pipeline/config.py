@@ -18,7 +18,7 @@ from components.common.errors import ConfigError
 from components.common.typed import from_dict, to_dict
 from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
 from components.transform.options import ScalingOptions
-from components.validation.health import HealthOptions
+from components.validation.options import HealthOptions
 
 # In-process Beam: for MNIST-sized data, worker processes cost more than they save.
 DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")

@@ -9,11 +9,18 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
+
+
+def quiet_terminal() -> None:
+    """Call first thing: TensorFlow's C++ logging is set when it loads, and
+    import-time warnings fire before any log file exists."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.simplefilter("ignore")
 
 
 def send_logs_to_file(output_dir: str) -> str:
     """Routes Python, absl and warnings output to ``<output_dir>/logs/``; returns the file."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads: its C++ chatter
     from absl import logging as absl_logging  # noqa: PLC0415
 
     log_dir = os.path.join(output_dir, "logs")

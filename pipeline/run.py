@@ -16,7 +16,7 @@ from typing import List, Optional
 from components.common.errors import ClipflowError, ConfigError
 from pipeline.config import PipelineConfig, load_config
 from pipeline.data_source import resolve_data_dir
-from pipeline.logs import send_logs_to_file
+from pipeline.logs import quiet_terminal, send_logs_to_file
 
 BEAM_CONTEXT = re.compile(r" \[while running '[^']*'\]")
 
@@ -68,6 +68,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     if args.debug:
         logging.basicConfig(level=logging.INFO)
+    else:
+        quiet_terminal()
     try:
         config = build_config(args, os.environ.get("MNIST_DATA_DIR"))
         print("clipflow config:\n" + config.to_json(), flush=True)

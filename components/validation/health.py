@@ -6,47 +6,19 @@ the configured health bars (off by default), so a model that diverged or
 spent most steps clipped can be kept from the Pusher even when it scores.
 """
 # No `from __future__ import annotations`: TFX reads these annotations at runtime.
-import dataclasses
 import json
 import os
-from typing import List
 
 import tensorflow as tf
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types.standard_artifacts import ModelBlessing, ModelRun
 
-from components.common.errors import ConfigError
 from components.common.typed import from_dict
 from components.trainer.report import GradientReport
+from components.validation.options import HealthOptions
 
 PROBLEMS_PROPERTY = "health_problems"
-
-
-@dataclasses.dataclass(frozen=True)
-class HealthOptions:
-    enabled: bool = False  # off: the Evaluator's blessing stands alone
-    max_nonfinite_steps: int = 0  # more NaN/Inf steps than this: unhealthy
-    max_clipped_fraction: float = 1.0  # a larger fraction of clipped steps: unhealthy
-
-    def __post_init__(self) -> None:
-        if self.max_nonfinite_steps < 0:
-            raise ConfigError(f"health.max_nonfinite_steps must be >= 0 (got {self.max_nonfinite_steps})")
-        if not 0.0 <= self.max_clipped_fraction <= 1.0:
-            raise ConfigError(f"health.max_clipped_fraction must be in [0, 1] (got {self.max_clipped_fraction})")
-
-    def problems(self, report: GradientReport) -> List[str]:
-        """What was unhealthy about a training run; empty when healthy or when checks are off."""
-        if not self.enabled:
-            return []
-        found = []
-        if report.diverged_at_step is not None:
-            found.append(f"training diverged at step {report.diverged_at_step}")
-        if report.nonfinite_steps > self.max_nonfinite_steps:
-            found.append(f"{report.nonfinite_steps} non-finite steps (allowed {self.max_nonfinite_steps})")
-        if report.clipped_fraction > self.max_clipped_fraction:
-            found.append(f"{report.clipped_fraction:.1%} of steps clipped (allowed {self.max_clipped_fraction:.1%})")
-        return found
 
 
 @component

@@ -4,7 +4,7 @@ import pytest
 
 from components.common.errors import ConfigError
 from components.trainer.report import GradientReport
-from components.validation.health import HealthOptions
+from components.validation.options import HealthOptions
 
 HEALTHY = GradientReport(
     steps=100, max_pre_clip_norm=3.0, median_pre_clip_norm=1.0, p99_pre_clip_norm=2.5, clipped_fraction=0.1,

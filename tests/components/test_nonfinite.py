@@ -6,7 +6,8 @@ import tensorflow as tf
 
 from components.trainer.model import MLP
 from components.trainer.options import ClipOptions
-from tests.components.trainer_helpers import SIZE, read_run, synthetic_split, tiny_run
+from pipeline.events import read_run
+from tests.components.trainer_helpers import synthetic_split, tiny_run
 
 
 def _poisoned(rows):

@@ -1,11 +1,8 @@
-"""Tiny synthetic training runs and an event-file reader for trainer tests."""
+"""Tiny synthetic training runs for trainer tests."""
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import tensorflow as tf
-from tensorboard.backend.event_processing import event_accumulator
 
 from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
 from components.trainer.run_fn import train
@@ -26,13 +23,3 @@ def tiny_run(logdir: str, train_split=None, epochs: int = 12, batch_size: int = 
                              batch_size=batch_size, steps_per_call=4, seed=3)
     return train(train_split or synthetic_split(), synthetic_split(1), logdir, options, clip,
                  TelemetryOptions(histogram_every_n_steps=every)), options
-
-
-def read_run(logdir: str, run: str = "train") -> dict:
-    """tag -> {step: value}; scalars as floats, histograms as [k, 3] arrays."""
-    accumulator = event_accumulator.EventAccumulator(os.path.join(logdir, run), size_guidance={"tensors": 0})
-    accumulator.Reload()
-    return {
-        tag: {event.step: tf.make_ndarray(event.tensor_proto) for event in accumulator.Tensors(tag)}
-        for tag in accumulator.Tags()["tensors"]
-    }

@@ -1,10 +1,13 @@
 import json
+import subprocess
+import sys
 
 import pytest
 
 from components.common.errors import ConfigError
 from components.trainer.run_fn import parse_custom_config
 from pipeline.config import PipelineConfig, load_config
+from tests.e2e.run_cli import REPO
 
 
 def test_defaults_are_the_documented_ones():
@@ -74,3 +77,10 @@ def test_bad_toml_file(tmp_path):
         load_config(str(path))
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(str(tmp_path / "missing.toml"))
+
+
+def test_config_loads_without_tensorflow():
+    """The CLI validates settings before TensorFlow (slow, noisy) is imported."""
+    code = "import sys, pipeline.config, pipeline.data_source; print(sorted(m for m in ('tensorflow', 'tfx') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.stdout.strip() == "[]", result.stderr[-2000:]
