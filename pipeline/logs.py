@@ -33,6 +33,9 @@ def send_logs_to_file(output_dir: str) -> str:
     for existing in list(root.handlers):
         root.removeHandler(existing)
     root.addHandler(handler)
+    # TensorFlow gives its logger a terminal handler of its own when it loads first.
+    logging.getLogger("tensorflow").handlers.clear()
+    logging.getLogger("tensorflow").propagate = True
     root.setLevel(logging.INFO)
     absl_logging.set_verbosity(absl_logging.INFO)
     logging.captureWarnings(True)
