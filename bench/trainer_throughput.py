@@ -84,7 +84,7 @@ def our_loop(x: tf.Tensor, y: tf.Tensor, telemetry: bool, logdir: str) -> Callab
     def run(steps: int) -> None:
         done = 0
         while done < steps:  # whole epochs, cut short at ``steps``
-            done += len(loop.run_epoch(x[: (steps - done) * BATCH], y[: (steps - done) * BATCH], STEPS_PER_CALL, seed=done).losses)
+            done += len(loop.run_epoch(x[: (steps - done) * BATCH], y[: (steps - done) * BATCH], STEPS_PER_CALL, done).losses)
         if writer:
             writer.flush()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from typing import Any, Dict, Mapping, Sequence, Tuple
 
 import tomli
@@ -80,7 +81,10 @@ class PipelineConfig:
         return {"scaling": to_dict(self.transform)}
 
     def trainer_custom_config(self) -> Dict[str, Any]:
-        return {"trainer": to_dict(self.trainer), "clip": to_dict(self.clip), "telemetry": to_dict(self.telemetry)}
+        return {
+            "trainer": to_dict(self.trainer), "clip": to_dict(self.clip), "telemetry": to_dict(self.telemetry),
+            "checkpoint_root": os.path.join(self.pipeline.output_dir, "checkpoints"),
+        }
 
 
 def parse_override(text: str) -> Tuple[Tuple[str, ...], Any]:

@@ -18,6 +18,10 @@ from pipeline.config import PipelineConfig, load_config
 from pipeline.data_source import resolve_data_dir
 from pipeline.logs import quiet_terminal, send_logs_to_file
 
+RESUME_HINT = (
+    "Run the same command again to resume: finished components are reused from the cache "
+    "and the Trainer continues from its last checkpoint."
+)
 BEAM_CONTEXT = re.compile(r" \[while running '[^']*'\]")
 
 
@@ -85,6 +89,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         print(f"clipflow: error: {one_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"clipflow: interrupted. {RESUME_HINT}", file=sys.stderr)
+        return 130
     print(summary.describe(result), flush=True)
     return 0
 

@@ -108,14 +108,16 @@ class ClipByGlobalNorm:
         return _clip_global(grads, pre_norms, pre_global, tf.constant(self.threshold))
 
 
-class AdaptiveClip:
+class AdaptiveClip(tf.Module):
     """AutoClip-style: a global-norm clip at a percentile of recent finite norms.
 
     The current step's norm joins the history first, so the first step is
-    never clipped and the threshold follows the run's own scale.
+    never clipped and the threshold follows the run's own scale. A tf.Module
+    so checkpoints carry its history.
     """
 
     def __init__(self, percentile: float, window: int):
+        super().__init__(name="adaptive_clip")
         self.percentile = percentile
         self.window = window
         self.history = tf.Variable(tf.zeros([window]), trainable=False, name="clip_history")

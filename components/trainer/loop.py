@@ -36,7 +36,7 @@ class EpochResult:
     """Host-side record of one epoch (numpy), for the gradient report."""
 
     losses: np.ndarray
-    pre_clip_norms: np.ndarray
+    norms: np.ndarray  # pre-clip global norm per step
     stopped: bool  # too many consecutive non-finite steps
 
 
@@ -139,20 +139,42 @@ class TrainingLoop:
             return min(count, self.telemetry.steps_until_histograms(step + 1) + 1), True
         return min(count, due), False
 
-    def run_epoch(self, images: tf.Tensor, labels: tf.Tensor, steps_per_call: int, seed: int) -> EpochResult:
-        """One shuffled pass over the data (the last batch may be smaller)."""
+    def run_epoch(
+        self, images: tf.Tensor, labels: tf.Tensor, steps_per_call: int, seed: int, first_batch: int = 0,
+        after_call: Optional[Callable[[int, EpochResult], None]] = None,
+    ) -> EpochResult:
+        """One pass over the data in an order fixed by ``seed`` (so a resumed epoch
+        sees the same batches), from batch ``first_batch``; the last batch may be
+        smaller. ``after_call(next_batch, so_far)`` runs on the host after each call."""
         size = int(images.shape[0])
-        order = tf.random.shuffle(tf.range(size), seed=seed)
+        order = tf.argsort(tf.random.stateless_uniform([size], seed=[seed, 0]))
         num_batches = -(-size // self.batch_size)
-        losses, norms = [], []
-        first = 0
+        result = EpochResult(np.zeros(0, np.float32), np.zeros(0, np.float32), False)
+        first = first_batch
         while first < num_batches and not self.stopped:
             count, histograms = self._next_call(num_batches - first, steps_per_call)
             loss, norm = self.run_steps(images, labels, order, tf.constant(first), tf.constant(count), histograms)
-            losses.append(loss.numpy())
-            norms.append(norm.numpy())
-            first += count
-        return EpochResult(np.concatenate(losses), np.concatenate(norms), self.stopped)
+            result = EpochResult(
+                np.concatenate([result.losses, loss.numpy()]), np.concatenate([result.norms, norm.numpy()]),
+                self.stopped,
+            )
+            first += len(loss)
+            if after_call is not None:
+                after_call(first, result)
+        return result
+
+    def checkpoint_objects(self) -> dict:
+        """Everything whose state a resumed run needs, for tf.train.Checkpoint."""
+        objects = {
+            "model": self.model, "optimizer": self.optimizer, "step": self.step,
+            "clipped_steps": self.clipped_steps, "nonfinite_steps": self.nonfinite_steps,
+            "consecutive_nonfinite": self.consecutive_nonfinite, "first_clipped_step": self.first_clipped_step,
+            "first_nonfinite_step": self.first_nonfinite_step, "max_pre_clip_norms": self.max_pre_clip_norms,
+            "last_finite_norms": self.last_finite_norms,
+        }
+        if isinstance(self.strategy, tf.Module):  # a strategy with state (adaptive)
+            objects["strategy"] = self.strategy
+        return objects
 
     @property
     def stopped(self) -> bool:

@@ -57,12 +57,15 @@ class TrainerOptions:
     batch_size: int = 128
     epochs: int = 3
     steps_per_call: int = 100  # training steps per tf.function call (fewer host round trips)
+    checkpoint_every_n_steps: int = 500  # resumable checkpoints; 0 turns them off
     seed: int = 0
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "epochs", "steps_per_call"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"trainer.{name} must be >= 1 (got {getattr(self, name)})")
+        if self.checkpoint_every_n_steps < 0:
+            raise ConfigError(f"trainer.checkpoint_every_n_steps must be >= 0 (got {self.checkpoint_every_n_steps})")
         if self.learning_rate <= 0:
             raise ConfigError(f"trainer.learning_rate must be > 0 (got {self.learning_rate})")
         if not self.hidden_units or min(self.hidden_units) < 1:

@@ -34,6 +34,7 @@ class GradientReport:
     last_finite_norms: Dict[str, float]  # per variable, from the last finite step
     final_loss: float
     eval_accuracy: float
+    resumed_from_step: Optional[int] = None  # set when training resumed from a checkpoint
 
     @classmethod
     def build(
@@ -49,6 +50,7 @@ class GradientReport:
         diverged_at_step: Optional[int],
         last_finite_norms: np.ndarray,
         eval_accuracy: float,
+        resumed_from_step: Optional[int] = None,
     ) -> "GradientReport":
         finite = pre_clip_norms[np.isfinite(pre_clip_norms)]
         finite_losses = losses[np.isfinite(losses)]
@@ -70,6 +72,7 @@ class GradientReport:
             last_finite_norms={name: float(v) for name, v in zip(variable_names, last_finite_norms)},
             final_loss=float(finite_losses[-1]) if finite_losses.size else float("nan"),
             eval_accuracy=eval_accuracy,
+            resumed_from_step=resumed_from_step,
         )
 
     def write(self, directory: str) -> str:
@@ -92,6 +95,8 @@ class GradientReport:
             f"clipped steps: {self.clipped_fraction:.1%} (first clipped: {first}); non-finite steps: {self.nonfinite_steps}",
             f"largest gradient norm: {self.largest_norm_variable} ({self.largest_norm_value:.3f})",
         ]
+        if self.resumed_from_step is not None:
+            out.append(f"resumed from the checkpoint at step {self.resumed_from_step}")
         if self.diverged_at_step is not None:
             last = math.sqrt(sum(v * v for v in self.last_finite_norms.values()))
             out.append(

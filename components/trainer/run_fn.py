@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -18,6 +18,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components.common.typed import from_dict
 from components.trainer import clipping, data, export
+from components.trainer.checkpoint import Checkpointer, checkpoint_dir
 from components.trainer.loop import TrainingLoop, make_loss
 from components.trainer.model import MLP
 from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
@@ -25,6 +26,7 @@ from components.trainer.report import GradientReport
 from components.trainer.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
+CHECKPOINT_ROOT_KEY = "checkpoint_root"  # custom_config: where resumable checkpoints go
 
 
 def parse_custom_config(custom_config: Mapping[str, Any]):
@@ -42,10 +44,14 @@ def make_optimizer(options: TrainerOptions):
 
 
 def train(
-    train_split, eval_split, logdir: str, options: TrainerOptions, clip: ClipOptions, telemetry_options: TelemetryOptions
+    train_split, eval_split, logdir: str, options: TrainerOptions, clip: ClipOptions, telemetry_options: TelemetryOptions,
+    checkpoints: Optional[str] = None,
 ) -> tuple[MLP, GradientReport]:
-    """Trains the MLP on in-memory splits; returns it and its gradient report."""
-    tf.random.set_seed(options.seed)
+    """Trains the MLP on in-memory splits; returns it and its gradient report.
+
+    With ``checkpoints`` (a folder), training saves its state every
+    ``trainer.checkpoint_every_n_steps`` steps and resumes from there.
+    """
     model = MLP(options.hidden_units, options.init, options.seed)
     telemetry = Telemetry(logdir, model.variable_names, telemetry_options)
     loop = TrainingLoop(
@@ -57,33 +63,55 @@ def train(
         options.batch_size,
         clip.max_nonfinite_steps,
     )
-    losses, norms = [], []
-    diverged_at = None
+    checkpointer = Checkpointer(checkpoints, loop.checkpoint_objects(), options.checkpoint_every_n_steps) if checkpoints else None
+    restored = checkpointer.restore() if checkpointer else None
+    losses, norms = np.zeros(0, np.float32), np.zeros(0, np.float32)
+    start_epoch, start_batch = 0, 0
+    if restored:
+        log.warning("resuming from the checkpoint at step %d (%s)", restored.step, checkpoints)
+        print(f"Trainer: resuming from the checkpoint at step {restored.step}", flush=True)
+        telemetry.import_previous(restored.logdir, before_step=restored.step)
+        losses, norms, start_epoch, start_batch = restored.losses, restored.norms, restored.epoch, restored.batch
     metrics = {"accuracy": float("nan")}
-    for epoch in range(options.epochs):
-        result = loop.run_epoch(*train_split, options.steps_per_call, seed=options.seed + epoch)
-        losses.append(result.losses)
-        norms.append(result.pre_clip_norms)
+    last_step = int(loop.step.numpy())
+    for epoch in range(start_epoch, options.epochs):
+        before = (losses, norms)
+
+        def after_call(next_batch: int, so_far, epoch: int = epoch, before=before) -> None:
+            nonlocal last_step
+            step = int(loop.step.numpy())
+            if checkpointer and checkpointer.due(last_step, step):
+                telemetry.flush()  # events up to the checkpoint are on disk before it is
+                history = (np.concatenate([before[0], so_far.losses]), np.concatenate([before[1], so_far.norms]))
+                checkpointer.save(step, epoch, next_batch, *history, logdir)
+            last_step = step
+
+        first = start_batch if epoch == start_epoch else 0
+        result = loop.run_epoch(*train_split, options.steps_per_call, options.seed + epoch, first, after_call)
+        losses, norms = np.concatenate([losses, result.losses]), np.concatenate([norms, result.norms])
         metrics = loop.evaluate(*eval_split)
         telemetry.record_eval(int(loop.step.numpy()), metrics)
-        log.info("epoch %d: train loss %.4f, eval %s", epoch + 1, float(np.nanmean(result.losses)) if np.isfinite(result.losses).any() else math.nan, metrics)
+        finite = result.losses[np.isfinite(result.losses)]
+        log.info("epoch %d: train loss %.4f, eval %s", epoch + 1, float(finite.mean()) if finite.size else math.nan, metrics)
         if result.stopped:
-            diverged_at = int(loop.step.numpy()) - 1
             break
     telemetry.flush()
     report = GradientReport.build(
-        pre_clip_norms=np.concatenate(norms),
-        losses=np.concatenate(losses),
+        pre_clip_norms=norms,
+        losses=losses,
         clipped_steps=int(loop.clipped_steps.numpy()),
         nonfinite_steps=int(loop.nonfinite_steps.numpy()),
         first_clipped_step=int(loop.first_clipped_step.numpy()),
         variable_names=model.variable_names,
         max_variable_norms=loop.max_pre_clip_norms.numpy(),
         first_nonfinite_step=int(loop.first_nonfinite_step.numpy()),
-        diverged_at_step=diverged_at,
+        diverged_at_step=int(loop.step.numpy()) - 1 if loop.stopped else None,
         last_finite_norms=loop.last_finite_norms.numpy(),
         eval_accuracy=metrics["accuracy"],
+        resumed_from_step=restored.step if restored else None,
     )
+    if checkpointer:
+        checkpointer.remove()  # done: a later run with caching off trains afresh
     return model, report
 
 
@@ -92,7 +120,14 @@ def run_fn(fn_args: FnArgs) -> None:
     transform_output = tft.TFTransformOutput(fn_args.transform_output)
     train_split = data.load_split(fn_args.train_files, transform_output)
     eval_split = data.load_split(fn_args.eval_files, transform_output)
-    model, report = train(train_split, eval_split, fn_args.model_run_dir, options, clip, telemetry_options)
+    checkpoints = None
+    if options.checkpoint_every_n_steps and fn_args.custom_config.get(CHECKPOINT_ROOT_KEY):
+        checkpoints = checkpoint_dir(
+            fn_args.custom_config[CHECKPOINT_ROOT_KEY],
+            {k: v for k, v in fn_args.custom_config.items() if k != CHECKPOINT_ROOT_KEY},
+            [fn_args.transform_output, *fn_args.train_files, *fn_args.eval_files],
+        )
+    model, report = train(train_split, eval_split, fn_args.model_run_dir, options, clip, telemetry_options, checkpoints)
     path = report.write(fn_args.model_run_dir)
     print("Gradient report (" + path + "):\n  " + "\n  ".join(report.lines()), flush=True)
     export.export_serving_model(model, transform_output, fn_args.serving_model_dir)

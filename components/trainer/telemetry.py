@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import os
+
 import tensorflow as tf
+from tensorflow.core.util import event_pb2
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 
@@ -52,6 +55,7 @@ _SCALAR_METADATA = scalar_metadata.create_summary_metadata(display_name=None, de
 
 class Telemetry:
     def __init__(self, logdir: str, variable_names: Sequence[str], options: TelemetryOptions):
+        self.logdir = logdir
         self.writer = tf.summary.create_file_writer(f"{logdir}/{TRAIN_RUN}")
         self.eval_writer = tf.summary.create_file_writer(f"{logdir}/{EVAL_RUN}")
         self.names = list(variable_names)
@@ -116,6 +120,24 @@ class Telemetry:
         with self.eval_writer.as_default():
             for name, value in metrics.items():
                 write_scalar(name, value, step)
+
+    def import_previous(self, previous_logdir: str, before_step: int) -> None:
+        """Copies an interrupted run's events for steps before ``before_step``.
+
+        A resumed Trainer writes into a new ModelRun; its history up to the
+        checkpoint comes along, while steps after the checkpoint (redone
+        now) are left out so no series has two values for one step.
+        """
+        for run in (TRAIN_RUN, EVAL_RUN):
+            source = os.path.join(previous_logdir, run)
+            files = sorted(tf.io.gfile.glob(os.path.join(source, "*tfevents*")))
+            # "0" sorts before the writers' timestamps: TensorBoard reads this file first.
+            target = os.path.join(self.logdir, run, "events.out.tfevents.0.resumed")
+            with tf.io.TFRecordWriter(target) as out:
+                for record in tf.data.TFRecordDataset(files):
+                    event = event_pb2.Event.FromString(record.numpy())
+                    if not event.HasField("summary") or event.step < before_step:
+                        out.write(record.numpy())
 
     def flush(self) -> None:
         self.writer.flush()

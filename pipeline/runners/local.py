@@ -4,6 +4,7 @@ from __future__ import annotations
 from tfx import v1 as tfx
 
 from pipeline.config import PipelineConfig
+from pipeline.lock import exclusive
 from pipeline.paths import RunPaths
 from pipeline.pipeline import create_pipeline
 
@@ -12,4 +13,5 @@ def run(config: PipelineConfig) -> None:
     connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(
         RunPaths(config.pipeline.output_dir).metadata_db
     )
-    tfx.orchestration.LocalDagRunner().run(create_pipeline(config, connection))
+    with exclusive(config.pipeline.output_dir):
+        tfx.orchestration.LocalDagRunner().run(create_pipeline(config, connection))

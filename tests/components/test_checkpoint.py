@@ -1,0 +1,59 @@
+"""Interrupted training resumes from its checkpoint and ends where an uninterrupted run ends."""
+import os
+
+import numpy as np
+import pytest
+
+from components.trainer import checkpoint
+from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
+from components.trainer.run_fn import train
+from pipeline.events import read_run
+from tests.components.trainer_helpers import synthetic_split
+
+SPLITS = (synthetic_split(), synthetic_split(1))
+
+
+def _train(logdir, epochs, checkpoints=None, strategy="adaptive"):
+    options = TrainerOptions(hidden_units=(16,), optimizer="adam", learning_rate=0.01, epochs=epochs, batch_size=16,
+                             steps_per_call=3, checkpoint_every_n_steps=5, seed=1)
+    return train(*SPLITS, str(logdir), options, ClipOptions(strategy=strategy, window=8),
+                 TelemetryOptions(histogram_every_n_steps=4), checkpoints=checkpoints)
+
+
+def test_resume_continues_exactly(tmp_path, monkeypatch):
+    reference, reference_report = _train(tmp_path / "reference", epochs=3)
+    checkpoints = str(tmp_path / "ckpt")
+    # An "interrupted" run: 2 of 3 epochs (8 steps), its checkpoint left behind: at the first
+    # call boundary past step 5, step 7 (calls end at histogram steps and epoch ends too).
+    monkeypatch.setattr(checkpoint.Checkpointer, "remove", lambda self: None)
+    _train(tmp_path / "interrupted", epochs=2, checkpoints=checkpoints)
+    monkeypatch.undo()
+    assert sorted(os.listdir(checkpoints)) == ["checkpoint", "ckpt-7.data-00000-of-00001", "ckpt-7.index",
+                                               "history-7.npz", "logdir.json"]
+    resumed, report = _train(tmp_path / "resumed", epochs=3, checkpoints=checkpoints)
+    assert report.resumed_from_step == 7
+    assert report.steps == reference_report.steps == 12
+    for got, want in zip(resumed.variables_in_order, reference.variables_in_order):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-7)
+    assert report.max_pre_clip_norm == pytest.approx(reference_report.max_pre_clip_norm, rel=1e-5)
+    assert report.clipped_fraction == reference_report.clipped_fraction
+    assert not os.path.exists(checkpoints)  # removed once training completed
+
+
+def test_resumed_logs_hold_each_step_once(tmp_path, monkeypatch):
+    checkpoints = str(tmp_path / "ckpt")
+    monkeypatch.setattr(checkpoint.Checkpointer, "remove", lambda self: None)
+    _train(tmp_path / "interrupted", epochs=2, checkpoints=checkpoints, strategy="global_norm")
+    monkeypatch.undo()
+    _train(tmp_path / "resumed", epochs=3, checkpoints=checkpoints, strategy="global_norm")
+    events = read_run(str(tmp_path / "resumed"))
+    assert sorted(events["grad_norm/pre_clip"]) == list(range(12))  # 0-6 copied, 7-11 trained again
+    assert sorted(events["grad_hist/pre_clip/dense_0/kernel"]) == [0, 4, 8]
+    assert sorted(read_run(str(tmp_path / "resumed"), "eval")["accuracy"]) == [4, 8, 12]
+
+
+def test_key_follows_settings_and_inputs():
+    a = checkpoint.checkpoint_dir("/r", {"trainer": {"epochs": 3}}, ["/x", "/y"])
+    assert a == checkpoint.checkpoint_dir("/r", {"trainer": {"epochs": 3}}, ["/y", "/x"])
+    assert a != checkpoint.checkpoint_dir("/r", {"trainer": {"epochs": 4}}, ["/x", "/y"])
+    assert a != checkpoint.checkpoint_dir("/r", {"trainer": {"epochs": 3}}, ["/x", "/z"])
