@@ -1,0 +1,81 @@
+"""Each kind of bad MNIST input, through the CLI: exit 2, one line naming file and fix,
+MnistExampleGen recorded as FAILED in ML Metadata, no Examples published, nothing downstream run."""
+import gzip
+import os
+
+import numpy as np
+import pytest
+
+from components.example_gen.readers import IMAGES_MAGIC, LABELS_MAGIC
+from pipeline import metadata
+from tests.e2e.test_cli_errors import _assert_one_line_error
+from tests.e2e.run_cli import run_pipeline
+from tests.idx_files import idx_bytes, synthetic, write_file, write_split
+
+IMAGES, LABELS = synthetic(20)
+T10K_LABELS = "t10k-labels-idx1-ubyte.gz"
+T10K_IMAGES = "t10k-images-idx3-ubyte.gz"
+
+
+def _replace(name, data, raw=False):
+    def apply(folder):
+        path = os.path.join(folder, name)
+        if raw:
+            with open(path, "wb") as f:
+                f.write(data)
+        else:
+            write_file(path, data)
+    return apply
+
+
+def _remove(name):
+    return lambda folder: os.remove(os.path.join(folder, name))
+
+
+BAD_LABELS = LABELS.copy()
+BAD_LABELS[4] = 11
+CASES = {
+    "missing labels file": (_remove(T10K_LABELS), "no t10k-labels-idx*-ubyte[.gz] file for the eval split"),
+    "wrong magic number": (_replace(T10K_IMAGES, idx_bytes(IMAGES, 7)), "not an MNIST IDX file (magic number 7)"),
+    "images file passed as labels": (_replace(T10K_LABELS, idx_bytes(IMAGES, IMAGES_MAGIC)),
+                                     "expected a labels file but this is an images file"),
+    "truncated images": (_replace(T10K_IMAGES, idx_bytes(IMAGES, IMAGES_MAGIC)[:-100]), "truncated; fetch the file again"),
+    "truncated gzip": (_replace(T10K_LABELS, gzip.compress(idx_bytes(LABELS, LABELS_MAGIC))[:-6], raw=True),
+                       "gzip data is corrupt or truncated"),
+    "header count above records": (_replace(T10K_LABELS, idx_bytes(LABELS, LABELS_MAGIC)[:8] + bytes(10)),
+                                   "header says 20 records (20 bytes) but the file holds 10 bytes"),
+    "label outside 0-9": (_replace(T10K_LABELS, idx_bytes(BAD_LABELS, LABELS_MAGIC)), "label 11 at record 4 is outside 0-9"),
+    "27x27 images": (_replace(T10K_IMAGES, idx_bytes(np.zeros((20, 27, 27)), IMAGES_MAGIC)), "images are 27x27"),
+    ".gz that is not gzip": (_replace(T10K_LABELS, idx_bytes(LABELS, LABELS_MAGIC), raw=True), "named .gz but is not gzip data"),
+    "zero records": (_replace(T10K_IMAGES, idx_bytes(np.zeros((0, 28, 28)), IMAGES_MAGIC)), "the header says 0 records"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_mnist_file(case, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    write_split(str(data), "train", IMAGES, LABELS)
+    write_split(str(data), "t10k", IMAGES, LABELS)
+    corrupt, expected = CASES[case]
+    corrupt(str(data))
+    output_dir = tmp_path / "runs"
+    result = run_pipeline("--output-dir", str(output_dir), "--data-dir", str(data))
+    _assert_one_line_error(result, expected)
+    assert str(data) in result.stderr  # names the file
+    store = metadata.open_store(os.path.join(output_dir, "metadata.sqlite"))
+    executions = {e.node: e for e in metadata.run_executions(store, metadata.latest_run_id(store))}
+    assert executions["MnistExampleGen"].state == "FAILED"
+    assert executions["MnistExampleGen"].outputs.get("examples", []) == []
+    types = {t.id: t.name for t in store.get_artifact_types()}
+    assert [a.uri for a in store.get_artifacts() if types[a.type_id] == "Examples" and a.state == a.LIVE] == []
+    assert set(executions) <= {"MnistExampleGen", "ImportSchemaGen"}
+
+
+def test_npz_with_object_arrays_is_refused(tmp_path):
+    objects = np.empty(2, dtype=object)
+    objects[:] = [np.zeros((28, 28)), np.zeros((28, 28))]
+    path = tmp_path / "mnist.npz"
+    np.savez(path, x_train=objects, y_train=np.zeros(2, np.uint8), x_test=IMAGES, y_test=LABELS)
+    result = run_pipeline("--output-dir", str(tmp_path / "runs"), "--data-dir", str(path))
+    _assert_one_line_error(result, "cannot load without unpickling")
