@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Dict, Mapping, Sequence, Tuple
+from typing import Any, Dict, Literal, Mapping, Sequence, Tuple
 
 import tomli
 
@@ -34,6 +34,7 @@ class PipelineSettings:
     output_dir: str = "runs"  # metadata DB, artifacts, serving model, summary.json
     enable_cache: bool = True
     beam_args: Tuple[str, ...] = DEFAULT_BEAM_ARGS
+    runner: Literal["local"] = "local"  # the orchestrator module under pipeline/runners/
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "_").isidentifier():

@@ -36,6 +36,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
     parser.add_argument("--data-dir", help="folder with the MNIST IDX files or mnist.npz (or an .npz path)")
     parser.add_argument("--output-dir", help="where metadata, artifacts and summary.json go (default ./runs)")
+    parser.add_argument("--runner", help="orchestrator: local (LocalDagRunner, the default)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser.parse_args(argv)
 
@@ -58,6 +59,8 @@ def build_config(args: argparse.Namespace, env_data_dir: Optional[str]) -> Pipel
         overrides.append(f"data.data_dir={args.data_dir!r}")
     if args.output_dir:
         overrides.append(f"pipeline.output_dir={args.output_dir!r}")
+    if getattr(args, "runner", None):
+        overrides.append(f"pipeline.runner={args.runner!r}")
     config = load_config(args.config, overrides)
     output_dir = os.path.abspath(config.pipeline.output_dir)
     check_writable(output_dir)
@@ -80,9 +83,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not args.debug:
             print(f"full log: {send_logs_to_file(config.pipeline.output_dir)}", flush=True)
         from pipeline import summary  # noqa: PLC0415  (TFX imports are slow; parse errors fail fast)
-        from pipeline.runners import local  # noqa: PLC0415
+        from pipeline.runners import RUNNERS  # noqa: PLC0415
 
-        local.run(config)
+        RUNNERS[config.pipeline.runner](config)
         result = summary.write_summary(config)
     except ClipflowError as err:
         if args.debug:

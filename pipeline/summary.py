@@ -37,6 +37,7 @@ def collect_summary(config: PipelineConfig) -> Dict[str, Any]:
     run_id = metadata.latest_run_id(store)
     executions = metadata.run_executions(store, run_id)
     by_node = {e.node: e for e in executions}
+    model = _first(by_node.get("Trainer"), "model")
     model_run = _first(by_node.get("Trainer"), "model_run")
     evaluation = _first(by_node.get("Evaluator"), "evaluation")
     evaluator_blessing = _first(by_node.get("Evaluator"), "blessing")
@@ -51,7 +52,7 @@ def collect_summary(config: PipelineConfig) -> Dict[str, Any]:
         "accuracy_blessed": bool(evaluator_blessing and metadata.custom_int(evaluator_blessing, "blessed") == 1),
         "health_problems": (metadata.custom_str(blessing, PROBLEMS_PROPERTY) or None) if blessing else None,
         "serving_model": metadata.custom_str(pushed, "pushed_destination") if pushed and metadata.custom_int(pushed, "pushed") == 1 else None,
-        "model": _first(by_node.get("Trainer"), "model").uri if model_run else None,
+        "model": model.uri if model else None,
         "tensorboard_logdir": logdir,
         "gradient_report": GradientReport.read(logdir).__dict__ if logdir else None,
         "metadata_db": paths.metadata_db,

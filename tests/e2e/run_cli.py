@@ -9,17 +9,26 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def run_pipeline(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_pipeline(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pipeline.run", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=900,
-        env={**os.environ, **(env or {})},
     )
 
 
 def read_summary(output_dir: str) -> dict:
     with open(os.path.join(output_dir, "summary.json")) as f:
         return json.load(f)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, expected: str) -> None:
+    """Exit 2, and stderr is one line: the error naming the problem and the fix, no traceback."""
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("clipflow: error: ")
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout

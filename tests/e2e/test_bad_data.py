@@ -8,8 +8,7 @@ import pytest
 
 from components.example_gen.readers import IMAGES_MAGIC, LABELS_MAGIC
 from pipeline import metadata
-from tests.e2e.test_cli_errors import _assert_one_line_error
-from tests.e2e.run_cli import run_pipeline
+from tests.e2e.run_cli import assert_one_line_error, run_pipeline
 from tests.idx_files import idx_bytes, synthetic, write_file, write_split
 
 IMAGES, LABELS = synthetic(20)
@@ -61,7 +60,7 @@ def test_bad_mnist_file(case, tmp_path):
     corrupt(str(data))
     output_dir = tmp_path / "runs"
     result = run_pipeline("--output-dir", str(output_dir), "--data-dir", str(data))
-    _assert_one_line_error(result, expected)
+    assert_one_line_error(result, expected)
     assert str(data) in result.stderr  # names the file
     store = metadata.open_store(os.path.join(output_dir, "metadata.sqlite"))
     executions = {e.node: e for e in metadata.run_executions(store, metadata.latest_run_id(store))}
@@ -78,4 +77,4 @@ def test_npz_with_object_arrays_is_refused(tmp_path):
     path = tmp_path / "mnist.npz"
     np.savez(path, x_train=objects, y_train=np.zeros(2, np.uint8), x_test=IMAGES, y_test=LABELS)
     result = run_pipeline("--output-dir", str(tmp_path / "runs"), "--data-dir", str(path))
-    _assert_one_line_error(result, "cannot load without unpickling")
+    assert_one_line_error(result, "cannot load without unpickling")

@@ -2,35 +2,31 @@
 import os
 
 from pipeline import metadata
-from tests.e2e.run_cli import run_pipeline
+from tests.e2e.run_cli import assert_one_line_error, run_pipeline
 from tests.idx_files import idx_bytes, synthetic, write_file, write_split
 from components.example_gen.readers import LABELS_MAGIC
 
 
-def _assert_one_line_error(result, expected: str) -> None:
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr[-2000:]
-    assert lines[0].startswith("clipflow: error: ")
-    assert expected in lines[0]
-    assert "Traceback" not in result.stderr + result.stdout
-
-
 def test_bad_config_value(tmp_path):
     result = run_pipeline("--output-dir", str(tmp_path), "--set", "clip.threshold=0")
-    _assert_one_line_error(result, "clip.threshold must be > 0 (got 0.0)")
+    assert_one_line_error(result, "clip.threshold must be > 0 (got 0.0)")
+
+
+def test_unknown_runner(tmp_path):
+    result = run_pipeline("--output-dir", str(tmp_path), "--runner", "airflow")
+    assert_one_line_error(result, "pipeline.runner must be one of local; got 'airflow'")
 
 
 def test_missing_data_dir(tmp_path):
     result = run_pipeline("--output-dir", str(tmp_path / "out"), "--data-dir", str(tmp_path / "nowhere"))
-    _assert_one_line_error(result, "no such folder; pass --data-dir DIR")
+    assert_one_line_error(result, "no such folder; pass --data-dir DIR")
 
 
 def test_unwritable_output_dir(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     result = run_pipeline("--output-dir", str(blocker / "runs"), "--data-dir", str(tmp_path))
-    _assert_one_line_error(result, "cannot be written")
+    assert_one_line_error(result, "cannot be written")
 
 
 def test_bad_labels_file_stops_example_gen_and_nothing_downstream(tmp_path):
@@ -42,7 +38,7 @@ def test_bad_labels_file_stops_example_gen_and_nothing_downstream(tmp_path):
     write_file(str(data / "t10k-labels-idx1-ubyte.gz"), idx_bytes(labels[:15], LABELS_MAGIC))
     output_dir = tmp_path / "runs"
     result = run_pipeline("--output-dir", str(output_dir), "--data-dir", str(data))
-    _assert_one_line_error(result, "20 images but 15 labels; use matching files")
+    assert_one_line_error(result, "20 images but 15 labels; use matching files")
     store = metadata.open_store(os.path.join(output_dir, "metadata.sqlite"))
     states = {e.node: e.state for e in metadata.run_executions(store, metadata.latest_run_id(store))}
     assert states["MnistExampleGen"] == "FAILED"

@@ -54,6 +54,7 @@ def test_json_round_trip_and_custom_config():
         ("trainer.hidden_units=[]", "trainer.hidden_units must be a non-empty list"),
         ("evaluator.accuracy_threshold=1.5", "evaluator.accuracy_threshold must be in [0, 1]"),
         ("pipeline.enable_cache=yes", "pipeline.enable_cache must be a bool"),
+        ("pipeline.runner=airflow", "pipeline.runner must be one of local; got 'airflow'"),
         ("trainer=5", "trainer must be a table of settings"),
         ("noequals", "--set takes section.key=value"),
     ],
@@ -77,6 +78,15 @@ def test_bad_toml_file(tmp_path):
         load_config(str(path))
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(str(tmp_path / "missing.toml"))
+
+
+def test_runner_names_match_the_runner_modules():
+    import typing
+
+    from pipeline.config import PipelineSettings
+    from pipeline.runners import RUNNERS
+
+    assert set(typing.get_args(typing.get_type_hints(PipelineSettings)["runner"])) == set(RUNNERS)
 
 
 def test_config_loads_without_tensorflow():
