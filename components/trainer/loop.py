@@ -101,27 +101,26 @@ class TrainingLoop:
         self.step.assign_add(1)
         return loss, stats.pre_global
 
-    def _batch(self, images: tf.Tensor, labels: tf.Tensor, order: tf.Tensor, index: tf.Tensor):
-        batch = order[index * self.batch_size : (index + 1) * self.batch_size]
-        return tf.gather(images, batch), tf.gather(labels, batch)
+    def _batch(self, images: tf.Tensor, labels: tf.Tensor, index: tf.Tensor):
+        start = index * self.batch_size
+        return images[start : start + self.batch_size], labels[start : start + self.batch_size]
 
     @tf.function
     def run_steps(
-        self, images: tf.Tensor, labels: tf.Tensor, order: tf.Tensor, first: tf.Tensor, count: tf.Tensor,
-        histograms: bool,
+        self, images: tf.Tensor, labels: tf.Tensor, first: tf.Tensor, count: tf.Tensor, histograms: bool,
     ):
-        """Runs batches ``first .. first+count-1`` of ``order``; returns their losses and norms.
+        """Runs batches ``first .. first+count-1`` of the (shuffled) data; returns their losses and norms.
 
         The first step is peeled out of the loop: it is the only one that may
         write histograms (``histograms`` is a Python bool, one trace each).
         """
-        loss, norm = self._train_step(*self._batch(images, labels, order, first), histograms)
+        loss, norm = self._train_step(*self._batch(images, labels, first), histograms)
         losses = tf.TensorArray(tf.float32, size=0, dynamic_size=True).write(0, loss)
         norms = tf.TensorArray(tf.float32, size=0, dynamic_size=True).write(0, norm)
         for i in tf.range(1, count):
             if self.consecutive_nonfinite >= self.max_nonfinite_steps:
                 break
-            loss, norm = self._train_step(*self._batch(images, labels, order, first + i), False)
+            loss, norm = self._train_step(*self._batch(images, labels, first + i), False)
             losses = losses.write(i, loss)
             norms = norms.write(i, norm)
         return losses.stack(), norms.stack()
@@ -147,13 +146,16 @@ class TrainingLoop:
         sees the same batches), from batch ``first_batch``; the last batch may be
         smaller. ``after_call(next_batch, so_far)`` runs on the host after each call."""
         size = int(images.shape[0])
+        # One contiguous shuffled copy per epoch: batches are then slices, not
+        # per-step gathers of 128 random rows from the whole array.
         order = tf.argsort(tf.random.stateless_uniform([size], seed=[seed, 0]))
+        images, labels = tf.gather(images, order), tf.gather(labels, order)
         num_batches = -(-size // self.batch_size)
         result = EpochResult(np.zeros(0, np.float32), np.zeros(0, np.float32), False)
         first = first_batch
         while first < num_batches and not self.stopped:
             count, histograms = self._next_call(num_batches - first, steps_per_call)
-            loss, norm = self.run_steps(images, labels, order, tf.constant(first), tf.constant(count), histograms)
+            loss, norm = self.run_steps(images, labels, tf.constant(first), tf.constant(count), histograms)
             result = EpochResult(
                 np.concatenate([result.losses, loss.numpy()]), np.concatenate([result.norms, norm.numpy()]),
                 self.stopped,
