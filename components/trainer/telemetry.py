@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import math
 import os
 
 import tensorflow as tf
@@ -84,11 +85,21 @@ class Telemetry:
                 write_scalar("clip/scale", stats.scale, step)
                 write_scalar("clip/clipped", tf.cast(stats.scale < 1.0, tf.float32), step)
                 write_scalar("clip/clipped_fraction", clipped_fraction, step)
-                if tf.math.is_finite(stats.threshold):
-                    write_scalar("clip/threshold", stats.threshold, step)
+                self._write_threshold(stats.threshold, step)
                 for i, name in enumerate(self.names):
                     write_scalar(f"grad_norm/pre_clip/{name}", stats.pre_norms[i], step)
                     write_scalar(f"grad_norm/post_clip/{name}", stats.post_norms[i], step)
+
+    @staticmethod
+    def _write_threshold(threshold: tf.Tensor, step: tf.Tensor) -> None:
+        """The clip threshold, where one applies: decided while tracing when the
+        strategy's threshold is a constant (no per-step branch), else per step."""
+        constant = tf.get_static_value(threshold)
+        if constant is None:
+            if tf.math.is_finite(threshold):
+                write_scalar("clip/threshold", threshold, step)
+        elif math.isfinite(float(constant)):
+            write_scalar("clip/threshold", threshold, step)
 
     def record_histograms(
         self,
