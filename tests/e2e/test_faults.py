@@ -33,7 +33,7 @@ def test_sigkill_mid_training_then_resume(mnist_slice, tmp_path):
     output_dir = str(tmp_path / "runs")
     args = ("--data-dir", mnist_slice, "--output-dir", output_dir, *SETTINGS)
     process = _start(*args)
-    _wait_for(os.path.join(output_dir, "checkpoints", "*", "ckpt-*.index"), process)
+    _wait_for(os.path.join(output_dir, "checkpoints", "*", "checkpoint"), process)  # written last by a save
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
 
@@ -58,7 +58,7 @@ def test_sigkill_mid_training_then_resume(mnist_slice, tmp_path):
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(mnist_slice, tmp_path):
     output_dir = str(tmp_path / "runs")
     process = _start("--data-dir", mnist_slice, "--output-dir", output_dir, *SETTINGS)
-    _wait_for(os.path.join(output_dir, "checkpoints", "*", "ckpt-*.index"), process)
+    _wait_for(os.path.join(output_dir, "checkpoints", "*", "checkpoint"), process)  # written last by a save
     os.killpg(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130
