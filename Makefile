@@ -5,8 +5,10 @@
 VENV := .venv
 STAMP := $(VENV)/.installed
 # Python 3.10: pyenv's copy (named in .python-version) when present, else python3.10 on PATH.
-PYTHON ?= $(shell v=$$(cat .python-version); p=$$(pyenv root 2>/dev/null)/versions/$$v/bin/python3.10; \
-            if [ -x "$$p" ]; then echo "$$p"; else command -v python3.10 || echo python3.10; fi)
+PYTHON ?= $(shell v=$$(cat .python-version); \
+            for root in "$$PYENV_ROOT" "$$(pyenv root 2>/dev/null)" "$$HOME/.pyenv"; do \
+              p="$$root/versions/$$v/bin/python3.10"; if [ -n "$$root" ] && [ -x "$$p" ]; then echo "$$p"; exit; fi; \
+            done; command -v python3.10 || echo python3.10)
 # Full MNIST beside the checkout, as on the project's machines; overridable.
 MNIST_DATA_DIR ?= $(wildcard $(abspath ../shared/data/mnist))
 export MNIST_DATA_DIR
