@@ -16,9 +16,8 @@ import os
 import sys
 from typing import List, Optional
 
-from components.common.errors import ClipflowError
 from pipeline.logs import quiet_terminal, send_logs_to_file
-from pipeline.run import build_config, one_line
+from pipeline.run import build_config, report_user_errors
 
 RECIPE = (
     "transform.mode=divide", "transform.divisor=50", "trainer.hidden_units=[512, 256]", "trainer.optimizer=sgd",
@@ -51,8 +50,7 @@ def run_variant(args: argparse.Namespace, name: str, overrides: tuple):
         f"clip.threshold={args.clip_threshold}", *overrides, *args.set,
     ]
     config = build_config(
-        argparse.Namespace(config=None, set=settings, data_dir=args.data_dir, output_dir=args.output_dir),
-        os.environ.get("MNIST_DATA_DIR"),
+        os.environ.get("MNIST_DATA_DIR"), overrides=settings, data_dir=args.data_dir, output_dir=args.output_dir
     )
     print(f"== {name}: {', '.join(overrides)}", flush=True)
     local.run(config)
@@ -63,19 +61,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     if not args.debug:
         quiet_terminal()
-    try:
-        if not args.debug:
-            os.makedirs(args.output_dir, exist_ok=True)
-            print(f"full log: {send_logs_to_file(os.path.abspath(args.output_dir))}", flush=True)
-        results = [run_variant(args, name, overrides) for name, overrides in VARIANTS.items()]
-    except ClipflowError as err:
-        if args.debug:
-            raise
-        print(f"clipflow: error: {one_line(err)}", file=sys.stderr)
-        return 2
+    return report_user_errors(args.debug, lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    output_dir = os.path.abspath(args.output_dir)
+    if not args.debug:
+        os.makedirs(output_dir, exist_ok=True)
+        print(f"full log: {send_logs_to_file(output_dir)}", flush=True)
+    results = [run_variant(args, name, overrides) for name, overrides in VARIANTS.items()]
     from pipeline.explode_report import write_figure, write_report  # noqa: PLC0415
 
-    output_dir = os.path.abspath(args.output_dir)
     figure = write_figure(results, args.clip_threshold, os.path.join(output_dir, "gradient_norms.png"))
     report = write_report(results, vars(args), figure, os.path.join(output_dir, "report.md"))
     with open(os.path.join(output_dir, "experiment.json"), "w") as f:

@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import sys
-from typing import List, Optional
+from typing import Callable, List, Optional, Sequence
 
 from components.common.errors import ClipflowError, ConfigError
 from pipeline.config import PipelineConfig, load_config
@@ -52,16 +52,20 @@ def check_writable(directory: str) -> None:
         raise ConfigError(f"pipeline.output_dir {directory} cannot be written ({err.strerror}); choose another --output-dir") from None
 
 
-def build_config(args: argparse.Namespace, env_data_dir: Optional[str]) -> PipelineConfig:
-    """The validated config with the data location resolved and paths absolute."""
-    overrides = list(args.set)
-    if args.data_dir:
-        overrides.append(f"data.data_dir={args.data_dir!r}")
-    if args.output_dir:
-        overrides.append(f"pipeline.output_dir={args.output_dir!r}")
-    if getattr(args, "runner", None):
-        overrides.append(f"pipeline.runner={args.runner!r}")
-    config = load_config(args.config, overrides)
+def build_config(
+    env_data_dir: Optional[str],
+    config_file: Optional[str] = None,
+    overrides: Sequence[str] = (),
+    data_dir: Optional[str] = None,
+    output_dir: Optional[str] = None,
+    runner: Optional[str] = None,
+) -> PipelineConfig:
+    """The validated config with the data location resolved and paths absolute.
+
+    The flags are overrides like any other, applied last."""
+    flags = {"data.data_dir": data_dir, "pipeline.output_dir": output_dir, "pipeline.runner": runner}
+    settings = [*overrides, *(f"{key}={value!r}" for key, value in flags.items() if value)]
+    config = load_config(config_file, settings)
     output_dir = os.path.abspath(config.pipeline.output_dir)
     check_writable(output_dir)
     return dataclasses.replace(
@@ -71,31 +75,42 @@ def build_config(args: argparse.Namespace, env_data_dir: Optional[str]) -> Pipel
     )
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
-    if args.debug:
-        logging.basicConfig(level=logging.INFO)
-    else:
-        quiet_terminal()
+def report_user_errors(debug: bool, work: Callable[[], int]) -> int:
+    """Runs a command's ``work``: a user error ends as one stderr line and exit 2
+    (the traceback too with ``debug``), Ctrl-C as exit 130 with how to resume."""
     try:
-        config = build_config(args, os.environ.get("MNIST_DATA_DIR"))
-        print("clipflow config:\n" + config.to_json(), flush=True)
-        if not args.debug:
-            print(f"full log: {send_logs_to_file(config.pipeline.output_dir)}", flush=True)
-        from pipeline import summary  # noqa: PLC0415  (TFX imports are slow; parse errors fail fast)
-        from pipeline.runners import RUNNERS  # noqa: PLC0415
-
-        RUNNERS[config.pipeline.runner](config)
-        result = summary.write_summary(config)
+        return work()
     except ClipflowError as err:
-        if args.debug:
+        if debug:
             raise
         print(f"clipflow: error: {one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"clipflow: interrupted. {RESUME_HINT}", file=sys.stderr)
         return 130
-    print(summary.describe(result), flush=True)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    if args.debug:
+        logging.basicConfig(level=logging.INFO)
+    else:
+        quiet_terminal()
+    return report_user_errors(args.debug, lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    config = build_config(
+        os.environ.get("MNIST_DATA_DIR"), args.config, args.set, args.data_dir, args.output_dir, args.runner
+    )
+    print("clipflow config:\n" + config.to_json(), flush=True)
+    if not args.debug:
+        print(f"full log: {send_logs_to_file(config.pipeline.output_dir)}", flush=True)
+    from pipeline import summary  # noqa: PLC0415  (TFX imports are slow; parse errors fail fast)
+    from pipeline.runners import RUNNERS  # noqa: PLC0415
+
+    RUNNERS[config.pipeline.runner](config)
+    print(summary.describe(summary.write_summary(config)), flush=True)
     return 0
 
 
