@@ -4,6 +4,9 @@
 
 VENV := .venv
 STAMP := $(VENV)/.installed
+# Airflow cannot share .venv's pins (constraints-airflow.txt says why): its own venv, for the DAG and its test.
+AIRFLOW_VENV := .venv-airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 # Python 3.10: pyenv's copy (named in .python-version) when present, else python3.10 on PATH.
 PYTHON ?= $(shell v=$$(cat .python-version); \
             for root in "$$PYENV_ROOT" "$$(pyenv root 2>/dev/null)" "$$HOME/.pyenv"; do \
@@ -15,20 +18,27 @@ export MNIST_DATA_DIR
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test setup clean
+.PHONY: run test setup airflow clean
 
 setup: $(STAMP)
 
+airflow: $(AIRFLOW_STAMP)
+
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[test,kfp]'
 	@touch $(STAMP)
+
+$(AIRFLOW_STAMP): pyproject.toml constraints-airflow.txt
+	@test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet -c constraints-airflow.txt -e '.[kfp,airflow]'
+	@touch $(AIRFLOW_STAMP)
 
 run: $(STAMP)
 	$(VENV)/bin/python -m pipeline.run $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) $(AIRFLOW_STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(AIRFLOW_VENV) runs

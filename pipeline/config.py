@@ -27,6 +27,15 @@ from components.validation.options import HealthOptions
 # every Beam component, ~1.2 s each (measured: docs/benchmarks.md).
 DEFAULT_BEAM_ARGS: Tuple[str, ...] = ()
 
+Runner = Literal["local", "beam", "kubeflow-v2"]
+# Runners that execute here, with ML Metadata in SQLite under the output dir.
+EMBEDDED_RUNNERS = ("local", "beam")
+
+
+def is_uri(path: str) -> bool:
+    """gs://, s3://, hdfs://...: storage TensorFlow opens, but not a local folder."""
+    return "://" in path
+
 
 @dataclasses.dataclass(frozen=True)
 class PipelineSettings:
@@ -34,13 +43,40 @@ class PipelineSettings:
     output_dir: str = "runs"  # metadata DB, artifacts, serving model, summary.json
     enable_cache: bool = True
     beam_args: Tuple[str, ...] = DEFAULT_BEAM_ARGS
-    runner: Literal["local"] = "local"  # the orchestrator module under pipeline/runners/
+    runner: Runner = "local"  # the orchestrator module under pipeline/runners/
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "_").isidentifier():
             raise ConfigError(f"pipeline.name must be letters, digits, '_' or '-' (got {self.name!r})")
         if not self.output_dir:
             raise ConfigError("pipeline.output_dir must not be empty; e.g. runs")
+        if self.runner in EMBEDDED_RUNNERS and is_uri(self.output_dir):
+            raise ConfigError(
+                f"pipeline.output_dir {self.output_dir} is not a local folder: the {self.runner} runner keeps "
+                "ML Metadata (SQLite), the run lock and logs there; pass a local --output-dir "
+                "(--data-dir may be remote), or compile with --runner kubeflow-v2"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class KubeflowSettings:
+    """For ``--runner kubeflow-v2``: what the compiled PipelineSpec names, and
+    optionally the Vertex AI submission (project, region, service account)."""
+
+    output_file: str = "clipflow_pipeline.json"  # the compiled PipelineSpec (JSON)
+    image: str = "clipflow:latest"  # the image built from the Dockerfile, pushed where the cluster can pull it
+    submit_vertex: bool = False
+    project: str = ""
+    region: str = ""
+    service_account: str = ""  # empty: the project's default compute service account
+
+    def __post_init__(self) -> None:
+        if not self.output_file.endswith(".json"):
+            raise ConfigError(f"kubeflow.output_file must end in .json (got {self.output_file!r}); e.g. --output pipeline.json")
+        if not self.image:
+            raise ConfigError("kubeflow.image must name the container image; e.g. --image gcr.io/PROJECT/clipflow:latest")
+        if self.submit_vertex and not (self.project and self.region):
+            raise ConfigError("--submit-vertex needs --project and --region (kubeflow.project, kubeflow.region)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +105,7 @@ class PipelineConfig:
     telemetry: TelemetryOptions = TelemetryOptions()
     evaluator: EvaluatorOptions = EvaluatorOptions()
     health: HealthOptions = HealthOptions()
+    kubeflow: KubeflowSettings = KubeflowSettings()
 
     def to_dict(self) -> Dict[str, Any]:
         return to_dict(self)

@@ -12,6 +12,7 @@ import urllib.request
 from typing import Optional
 
 from components.common.errors import DataError
+from pipeline.config import is_uri
 
 NPZ_NAME = "mnist.npz"
 NPZ_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
@@ -24,14 +25,19 @@ HOW_TO_POINT = (
 
 
 def mnist_in(path: str) -> str:
-    """The data_dir for a folder or .npz path that holds MNIST, or a DataError."""
+    """The data_dir for a folder or .npz path that holds MNIST, or a DataError.
+
+    Paths go through TensorFlow's file system layer, as the ExampleGen's
+    readers do, so gs:// and other remote folders are checked the same way."""
+    from tensorflow.io import gfile  # noqa: PLC0415  (a bad flag should fail before TensorFlow loads)
+
     if path.endswith(".npz"):
-        if not os.path.isfile(path):
+        if gfile.isdir(path) or not gfile.exists(path):
             raise DataError(f"{path}: file not found; {HOW_TO_POINT}")
         return path
-    if not os.path.isdir(path):
+    if not gfile.isdir(path):
         raise DataError(f"{path}: no such folder; {HOW_TO_POINT}")
-    names = os.listdir(path)
+    names = [name.rstrip("/") for name in gfile.listdir(path)]
     if any(n.startswith(("train-", "t10k-")) for n in names):
         return path
     if NPZ_NAME in names:
@@ -62,10 +68,9 @@ def download_npz(destination: str, url: str = NPZ_URL, sha256: str = NPZ_SHA256)
 
 def resolve_data_dir(data_dir: str, env_data_dir: Optional[str], keras_cache: str = KERAS_CACHE) -> str:
     """The first place that holds MNIST, in the documented order."""
-    if data_dir:
-        return os.path.abspath(mnist_in(data_dir))
-    if env_data_dir:
-        return os.path.abspath(mnist_in(env_data_dir))
+    for given in (data_dir, env_data_dir):
+        if given:
+            return mnist_in(given if is_uri(given) else os.path.abspath(given))
     cached = os.path.expanduser(keras_cache)
     if os.path.isfile(cached):
         return cached

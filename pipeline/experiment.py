@@ -50,7 +50,8 @@ def run_variant(args: argparse.Namespace, name: str, overrides: tuple):
         f"clip.threshold={args.clip_threshold}", *overrides, *args.set,
     ]
     config = build_config(
-        os.environ.get("MNIST_DATA_DIR"), overrides=settings, data_dir=args.data_dir, output_dir=args.output_dir
+        os.environ.get("MNIST_DATA_DIR"), overrides=settings,
+        flags={"data.data_dir": args.data_dir, "pipeline.output_dir": args.output_dir},
     )
     print(f"== {name}: {', '.join(overrides)}", flush=True)
     local.run(config)

@@ -15,12 +15,20 @@ from components.validation.health import TrainingHealthGate
 from pipeline.config import PipelineConfig
 from pipeline.paths import RunPaths
 
-SCHEMA_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "schemas", "mnist", "schema.pbtxt")
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCHEMA_PATH = os.path.join("schemas", "mnist", "schema.pbtxt")  # relative to the project root
+SCHEMA_FILE = os.path.join(PROJECT_ROOT, SCHEMA_PATH)
 PREPROCESSING_FN = "components.transform.preprocessing.preprocessing_fn"
 RUN_FN = "components.trainer.run_fn.run_fn"
 
 
-def create_pipeline(config: PipelineConfig, metadata_connection_config: Optional[object] = None) -> tfx.dsl.Pipeline:
+def create_pipeline(
+    config: PipelineConfig,
+    metadata_connection_config: Optional[object] = None,
+    schema_file: str = SCHEMA_FILE,
+) -> tfx.dsl.Pipeline:
+    """The DAG for ``config``; ``schema_file`` is where the curated schema is
+    found when the components run (inside the image, for compiled runners)."""
     paths = RunPaths(config.pipeline.output_dir)
     data_dir = config.data.data_dir
     npz_file = os.path.basename(data_dir) if data_dir.endswith(".npz") else None
@@ -29,7 +37,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config: Optional
         input_config=input_config(npz_file),
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=SCHEMA_FILE)
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
@@ -63,7 +71,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config: Optional
     )
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
-        model_blessing=health_gate.outputs["blessing"],
+        model_blessing=health_gate.outputs["final_blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=paths.serving_model)
         ),

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
 import re
 import sys
-from typing import Callable, List, Optional, Sequence
+from types import MappingProxyType
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from components.common.errors import ClipflowError, ConfigError
-from pipeline.config import PipelineConfig, load_config
+from pipeline.config import EMBEDDED_RUNNERS, PipelineConfig, is_uri, load_config
 from pipeline.data_source import resolve_data_dir
 from pipeline.logs import quiet_terminal, send_logs_to_file
 
@@ -34,11 +36,39 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pipeline.run", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="TOML file with settings (sections as in PipelineConfig)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
-    parser.add_argument("--data-dir", help="folder with the MNIST IDX files or mnist.npz (or an .npz path)")
+    parser.add_argument("--data-dir", help="folder with the MNIST IDX files or mnist.npz (or an .npz path); gs:// etc. work")
     parser.add_argument("--output-dir", help="where metadata, artifacts and summary.json go (default ./runs)")
-    parser.add_argument("--runner", help="orchestrator: local (LocalDagRunner, the default)")
+    parser.add_argument("--runner", help="orchestrator: local (LocalDagRunner, the default), beam (BeamDagRunner), "
+                        "kubeflow-v2 (compile a KFP v2 / Vertex AI PipelineSpec)")
+    parser.add_argument("--beam-arg", action="append", metavar="--FLAG=VALUE",
+                        help="Beam pipeline option for every Beam component, repeatable; "
+                        "write it with '=': --beam-arg=--direct_num_workers=2")
+    kubeflow = parser.add_argument_group("kubeflow-v2")
+    kubeflow.add_argument("--output", help="file for the compiled PipelineSpec (default clipflow_pipeline.json)")
+    kubeflow.add_argument("--image", help="container image the spec runs (built from the Dockerfile)")
+    kubeflow.add_argument("--submit-vertex", action="store_const", const=True,
+                          help="submit the compiled spec to Vertex AI Pipelines")
+    kubeflow.add_argument("--project", help="Google Cloud project for --submit-vertex")
+    kubeflow.add_argument("--region", help="Vertex AI region for --submit-vertex, e.g. us-central1")
+    kubeflow.add_argument("--service-account", help="service account the Vertex AI job runs as")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser.parse_args(argv)
+
+
+def flag_settings(args: argparse.Namespace) -> Dict[str, Any]:
+    """The command-line flags as settings (section.key -> value); unset flags are left out."""
+    return {
+        "data.data_dir": args.data_dir,
+        "pipeline.output_dir": args.output_dir,
+        "pipeline.runner": args.runner,
+        "pipeline.beam_args": args.beam_arg,
+        "kubeflow.output_file": args.output,
+        "kubeflow.image": args.image,
+        "kubeflow.submit_vertex": args.submit_vertex,
+        "kubeflow.project": args.project,
+        "kubeflow.region": args.region,
+        "kubeflow.service_account": args.service_account,
+    }
 
 
 def check_writable(directory: str) -> None:
@@ -52,20 +82,8 @@ def check_writable(directory: str) -> None:
         raise ConfigError(f"pipeline.output_dir {directory} cannot be written ({err.strerror}); choose another --output-dir") from None
 
 
-def build_config(
-    env_data_dir: Optional[str],
-    config_file: Optional[str] = None,
-    overrides: Sequence[str] = (),
-    data_dir: Optional[str] = None,
-    output_dir: Optional[str] = None,
-    runner: Optional[str] = None,
-) -> PipelineConfig:
-    """The validated config with the data location resolved and paths absolute.
-
-    The flags are overrides like any other, applied last."""
-    flags = {"data.data_dir": data_dir, "pipeline.output_dir": output_dir, "pipeline.runner": runner}
-    settings = [*overrides, *(f"{key}={value!r}" for key, value in flags.items() if value)]
-    config = load_config(config_file, settings)
+def with_local_paths(config: PipelineConfig, env_data_dir: Optional[str]) -> PipelineConfig:
+    """Embedded runners: a writable local output dir, and MNIST found now (see data_source)."""
     output_dir = os.path.abspath(config.pipeline.output_dir)
     check_writable(output_dir)
     return dataclasses.replace(
@@ -73,6 +91,41 @@ def build_config(
         pipeline=dataclasses.replace(config.pipeline, output_dir=output_dir),
         data=dataclasses.replace(config.data, data_dir=resolve_data_dir(config.data.data_dir, env_data_dir)),
     )
+
+
+def with_cluster_paths(config: PipelineConfig) -> PipelineConfig:
+    """Compiled runners: paths are read by the cluster, not here, so they are only checked for form
+    (and $MNIST_DATA_DIR, a folder on this machine, is not used)."""
+    for key, path, example in (
+        ("pipeline.output_dir", config.pipeline.output_dir, "gs://BUCKET/clipflow"),
+        ("data.data_dir", config.data.data_dir, "gs://BUCKET/mnist"),
+    ):
+        if not (is_uri(path) or os.path.isabs(path)):
+            raise ConfigError(
+                f"{key} {path!r} must be a URI or absolute path the cluster can reach with --runner "
+                f"{config.pipeline.runner}; e.g. {example}"
+            )
+    return dataclasses.replace(
+        config,
+        kubeflow=dataclasses.replace(config.kubeflow, output_file=os.path.abspath(config.kubeflow.output_file)),
+    )
+
+
+def build_config(
+    env_data_dir: Optional[str],
+    config_file: Optional[str] = None,
+    overrides: Sequence[str] = (),
+    flags: Mapping[str, Any] = MappingProxyType({}),
+) -> PipelineConfig:
+    """The validated config, its paths made ready for the runner it names.
+
+    ``flags`` (section.key -> value, None for unset) are overrides like any
+    other, applied last."""
+    settings = [*overrides, *(f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None)]
+    config = load_config(config_file, settings)
+    if config.pipeline.runner in EMBEDDED_RUNNERS:
+        return with_local_paths(config, env_data_dir)
+    return with_cluster_paths(config)
 
 
 def report_user_errors(debug: bool, work: Callable[[], int]) -> int:
@@ -100,17 +153,13 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = build_config(
-        os.environ.get("MNIST_DATA_DIR"), args.config, args.set, args.data_dir, args.output_dir, args.runner
-    )
+    config = build_config(os.environ.get("MNIST_DATA_DIR"), args.config, args.set, flag_settings(args))
     print("clipflow config:\n" + config.to_json(), flush=True)
-    if not args.debug:
+    if not args.debug and config.pipeline.runner in EMBEDDED_RUNNERS:
         print(f"full log: {send_logs_to_file(config.pipeline.output_dir)}", flush=True)
-    from pipeline import summary  # noqa: PLC0415  (TFX imports are slow; parse errors fail fast)
-    from pipeline.runners import RUNNERS  # noqa: PLC0415
+    from pipeline import runners  # noqa: PLC0415  (TFX imports are slow; parse errors fail fast)
 
-    RUNNERS[config.pipeline.runner](config)
-    print(summary.describe(summary.write_summary(config)), flush=True)
+    print(runners.run(config), flush=True)
     return 0
 
 

@@ -41,7 +41,7 @@ def collect_summary(config: PipelineConfig) -> Dict[str, Any]:
     model_run = _first(by_node.get("Trainer"), "model_run")
     evaluation = _first(by_node.get("Evaluator"), "evaluation")
     evaluator_blessing = _first(by_node.get("Evaluator"), "blessing")
-    blessing = _first(by_node.get("TrainingHealthGate"), "blessing")
+    blessing = _first(by_node.get("TrainingHealthGate"), "final_blessing")
     pushed = _first(by_node.get("Pusher"), "pushed_model")
     logdir = model_run.uri if model_run else None
     return {

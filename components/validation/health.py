@@ -26,13 +26,17 @@ def TrainingHealthGate(  # noqa: N802 (TFX component name)
     evaluator_blessing: InputArtifact[ModelBlessing],
     model_run: InputArtifact[ModelRun],
     health: Parameter[str],
-    blessing: OutputArtifact[ModelBlessing],
+    final_blessing: OutputArtifact[ModelBlessing],
 ) -> None:
-    """Blessed = the Evaluator blessed it and training was healthy."""
+    """Blessed = the Evaluator blessed it and training was healthy.
+
+    The output is not called ``blessing`` like the Evaluator's: TFX's legacy
+    drivers (the Airflow runner) name artifacts ``<output key>:<run id>``, and
+    two ModelBlessings of one run under one key collide in ML Metadata."""
     options = from_dict(HealthOptions, json.loads(health), "health")
     problems = options.problems(GradientReport.read(model_run.uri))
     blessed = evaluator_blessing.get_int_custom_property("blessed") == 1 and not problems
-    blessing.set_int_custom_property("blessed", int(blessed))
-    blessing.set_string_custom_property(PROBLEMS_PROPERTY, "; ".join(problems))
-    with tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w") as f:
+    final_blessing.set_int_custom_property("blessed", int(blessed))
+    final_blessing.set_string_custom_property(PROBLEMS_PROPERTY, "; ".join(problems))
+    with tf.io.gfile.GFile(os.path.join(final_blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w") as f:
         f.write("; ".join(problems))

@@ -1,7 +1,10 @@
 """LocalDagRunner with SQLite ML Metadata under the output directory."""
 from __future__ import annotations
 
+from typing import Optional
+
 from tfx import v1 as tfx
+from tfx.orchestration import tfx_runner
 
 from pipeline.config import PipelineConfig
 from pipeline.lock import exclusive
@@ -9,9 +12,12 @@ from pipeline.paths import RunPaths
 from pipeline.pipeline import create_pipeline
 
 
-def run(config: PipelineConfig) -> None:
+def run(config: PipelineConfig, dag_runner: Optional[tfx_runner.TfxRunner] = None) -> None:
+    """Runs the pipeline here, one run at a time per output directory.
+
+    ``dag_runner`` defaults to the LocalDagRunner; the beam runner passes its own."""
     connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(
         RunPaths(config.pipeline.output_dir).metadata_db
     )
     with exclusive(config.pipeline.output_dir):
-        tfx.orchestration.LocalDagRunner().run(create_pipeline(config, connection))
+        (dag_runner or tfx.orchestration.LocalDagRunner()).run(create_pipeline(config, connection))

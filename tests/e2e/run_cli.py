@@ -7,6 +7,12 @@ import subprocess
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NODES = [
+    "ImportSchemaGen", "MnistExampleGen", "StatisticsGen", "ExampleValidator", "AnomalyGate",
+    "Transform", "Trainer", "Evaluator", "TrainingHealthGate", "Pusher",
+]
+# The e2e runs' settings: a blessing bar the 4000-image slice clears, histograms often enough to see.
+COMMON = ("--set", "evaluator.accuracy_threshold=0.9", "--set", "telemetry.histogram_every_n_steps=20")
 
 
 def run_pipeline(*args: str) -> subprocess.CompletedProcess:
@@ -22,6 +28,10 @@ def run_pipeline(*args: str) -> subprocess.CompletedProcess:
 def read_summary(output_dir: str) -> dict:
     with open(os.path.join(output_dir, "summary.json")) as f:
         return json.load(f)
+
+
+def states(summary: dict) -> dict:
+    return {node: info["state"] for node, info in summary["components"].items()}
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, expected: str) -> None:

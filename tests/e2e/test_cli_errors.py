@@ -14,7 +14,7 @@ def test_bad_config_value(tmp_path):
 
 def test_unknown_runner(tmp_path):
     result = run_pipeline("--output-dir", str(tmp_path), "--runner", "airflow")
-    assert_one_line_error(result, "pipeline.runner must be one of local; got 'airflow'")
+    assert_one_line_error(result, "pipeline.runner must be one of local, beam, kubeflow-v2; got 'airflow'")
 
 
 def test_missing_data_dir(tmp_path):

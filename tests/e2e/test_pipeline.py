@@ -4,31 +4,12 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from components.example_gen.readers import read_idx_split
 from components.example_gen.records import serialize_examples
 from pipeline import metadata
-from tests.e2e.run_cli import REPO, run_pipeline, read_summary
-
-NODES = [
-    "ImportSchemaGen", "MnistExampleGen", "StatisticsGen", "ExampleValidator", "AnomalyGate",
-    "Transform", "Trainer", "Evaluator", "TrainingHealthGate", "Pusher",
-]
-COMMON = ("--set", "evaluator.accuracy_threshold=0.9", "--set", "telemetry.histogram_every_n_steps=20")
-
-
-@pytest.fixture(scope="module")
-def first_run(mnist_slice, tmp_path_factory):
-    output_dir = str(tmp_path_factory.mktemp("e2e") / "runs")
-    result = run_pipeline("--data-dir", mnist_slice, "--output-dir", output_dir, *COMMON)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return output_dir, result
-
-
-def _states(summary: dict) -> dict:
-    return {node: info["state"] for node, info in summary["components"].items()}
+from tests.e2e.run_cli import COMMON, NODES, REPO, run_pipeline, read_summary, states as _states
 
 
 def test_first_run_executes_every_component_and_blesses(first_run):

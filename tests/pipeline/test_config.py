@@ -54,7 +54,10 @@ def test_json_round_trip_and_custom_config():
         ("trainer.hidden_units=[]", "trainer.hidden_units must be a non-empty list"),
         ("evaluator.accuracy_threshold=1.5", "evaluator.accuracy_threshold must be in [0, 1]"),
         ("pipeline.enable_cache=yes", "pipeline.enable_cache must be a bool"),
-        ("pipeline.runner=airflow", "pipeline.runner must be one of local; got 'airflow'"),
+        ("pipeline.runner=airflow", "pipeline.runner must be one of local, beam, kubeflow-v2; got 'airflow'"),
+        ("pipeline.output_dir='gs://b/runs'", "the local runner keeps ML Metadata (SQLite), the run lock and logs there"),
+        ("kubeflow.output_file=spec.yaml", "kubeflow.output_file must end in .json"),
+        ("kubeflow.submit_vertex=true", "--submit-vertex needs --project and --region"),
         ("trainer=5", "trainer must be a table of settings"),
         ("noequals", "--set takes section.key=value"),
     ],
@@ -83,10 +86,12 @@ def test_bad_toml_file(tmp_path):
 def test_runner_names_match_the_runner_modules():
     import typing
 
-    from pipeline.config import PipelineSettings
-    from pipeline.runners import RUNNERS
+    from pipeline import runners
+    from pipeline.config import EMBEDDED_RUNNERS, PipelineSettings
 
-    assert set(typing.get_args(typing.get_type_hints(PipelineSettings)["runner"])) == set(RUNNERS)
+    names = set(typing.get_args(typing.get_type_hints(PipelineSettings)["runner"]))
+    assert names == set(runners.EMBEDDED) | set(runners.COMPILED)
+    assert set(EMBEDDED_RUNNERS) == set(runners.EMBEDDED)
 
 
 def test_config_loads_without_tensorflow():
