@@ -29,7 +29,7 @@ def mnist_in(path: str) -> str:
 
     Paths go through TensorFlow's file system layer, as the ExampleGen's
     readers do, so gs:// and other remote folders are checked the same way."""
-    from tensorflow.io import gfile  # noqa: PLC0415  (a bad flag should fail before TensorFlow loads)
+    from tensorflow.io import gfile  # noqa: PLC0415  (here: loading the config stays free of TensorFlow)
 
     if path.endswith(".npz"):
         if gfile.isdir(path) or not gfile.exists(path):

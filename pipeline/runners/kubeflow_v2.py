@@ -48,18 +48,28 @@ def write_spec(spec: Dict[str, Any], path: str) -> None:
 def submit_to_vertex(config: PipelineConfig, spec_file: str) -> str:
     """Submits through google-cloud-aiplatform's PipelineJob; returns the job's resource name.
 
-    Not exercised here (no cloud project); it is the documented SDK call and nothing more."""
+    Not exercised against a cloud project here; it is the documented SDK call
+    and nothing more. A refusal (no credentials, no permission) is one line."""
+    from google.api_core.exceptions import GoogleAPIError  # noqa: PLC0415
+    from google.auth.exceptions import GoogleAuthError  # noqa: PLC0415
     from google.cloud import aiplatform  # noqa: PLC0415
 
     settings = config.kubeflow
-    aiplatform.init(project=settings.project, location=settings.region)
-    job = aiplatform.PipelineJob(
-        display_name=config.pipeline.name,
-        template_path=spec_file,
-        pipeline_root=config.pipeline.output_dir,
-        enable_caching=config.pipeline.enable_cache,
-    )
-    job.submit(service_account=settings.service_account or None)
+    try:
+        aiplatform.init(project=settings.project, location=settings.region)
+        job = aiplatform.PipelineJob(
+            display_name=config.pipeline.name,
+            template_path=spec_file,
+            pipeline_root=config.pipeline.output_dir,
+            enable_caching=config.pipeline.enable_cache,
+        )
+        job.submit(service_account=settings.service_account or None)
+    except (GoogleAuthError, GoogleAPIError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(
+            f"Vertex AI refused the submission ({first_line}); the compiled spec is at {spec_file}: "
+            "check the credentials (gcloud auth application-default login), --project and --region"
+        ) from None
     return job.resource_name
 
 

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import Dict, Optional
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NODES = [
@@ -15,13 +16,14 @@ NODES = [
 COMMON = ("--set", "evaluator.accuracy_threshold=0.9", "--set", "telemetry.histogram_every_n_steps=20")
 
 
-def run_pipeline(*args: str) -> subprocess.CompletedProcess:
+def run_pipeline(*args: str, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pipeline.run", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=900,
+        env=env,
     )
 
 

@@ -17,6 +17,20 @@ def test_unknown_runner(tmp_path):
     assert_one_line_error(result, "pipeline.runner must be one of local, beam, kubeflow-v2; got 'airflow'")
 
 
+def test_vertex_submission_without_credentials(tmp_path):
+    """--submit-vertex can only be refused here (no cloud project): one line, and the spec is kept."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOOGLE_", "CLOUDSDK_"))}
+    env["HOME"] = str(tmp_path)  # no gcloud application-default credentials
+    spec = tmp_path / "spec.json"
+    result = run_pipeline(
+        "--runner", "kubeflow-v2", "--output", str(spec), "--data-dir", "gs://b/mnist", "--output-dir", "gs://b/root",
+        "--submit-vertex", "--project", "example-project", "--region", "us-central1", env=env,
+    )
+    assert_one_line_error(result, "Vertex AI refused the submission (")
+    assert f"the compiled spec is at {spec}" in result.stderr
+    assert spec.is_file()
+
+
 def test_missing_data_dir(tmp_path):
     result = run_pipeline("--output-dir", str(tmp_path / "out"), "--data-dir", str(tmp_path / "nowhere"))
     assert_one_line_error(result, "no such folder; pass --data-dir DIR")
