@@ -45,7 +45,7 @@ def test_kubeflow_v2_spec_has_every_component_in_dependency_order(compiled, firs
     job, spec = compiled
     tasks = spec.root.dag.tasks
     assert set(tasks) == set(NODES)
-    config = build_config(None, overrides=COMMON[1::2], flags={"data.data_dir": mnist_slice})
+    config = build_config(None, overrides=COMMON[1::2], flags={"data.data_dir": mnist_slice, "pipeline.output_dir": first_run[0]})
     local_dag = {c.id: {u.id for u in c.upstream_nodes} for c in create_pipeline(config).components}
     assert {name: set(task.dependent_tasks) for name, task in tasks.items()} == local_dag
     order = list(reference_executions(first_run[0]))  # in the order they started
