@@ -16,6 +16,8 @@ def quiet_terminal() -> None:
     """Call first thing: TensorFlow's C++ logging is set when it loads, and
     import-time warnings fire before any log file exists."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # Also for child processes (Beam's multi-processing workers), which start their own Python.
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
     warnings.simplefilter("ignore")
 
 

@@ -97,6 +97,7 @@ def test_other_runners_produce_the_local_runs_artifacts(runner_args, first_run, 
     output_dir = str(tmp_path / "runs")
     result = run_pipeline("--data-dir", mnist_slice, "--output-dir", output_dir, *COMMON, *runner_args)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr == ""  # no warnings from Beam's worker processes either
     summary = read_summary(output_dir)
     assert states(summary) == {node: "COMPLETE" for node in NODES}
     ours, reference = reference_executions(output_dir), reference_executions(first_run[0])  # ours: its only run
