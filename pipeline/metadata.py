@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List, Optional
+from typing import Dict, List, Mapping, Optional
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -17,6 +17,7 @@ class NodeExecution:
     state: str  # COMPLETE, CACHED, FAILED, ...
     wall_seconds: float
     outputs: Dict[str, List[metadata_store_pb2.Artifact]]  # output key -> artifacts
+    properties: Mapping[str, metadata_store_pb2.Value]  # the exec properties TFX recorded (custom_config, ...)
 
 
 def open_store(metadata_db: str) -> metadata_store.MetadataStore:
@@ -51,6 +52,7 @@ def run_executions(store: metadata_store.MetadataStore, run_id: str) -> List[Nod
                 state=metadata_store_pb2.Execution.State.Name(execution.last_known_state),
                 wall_seconds=(execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0,
                 outputs=outputs,
+                properties=execution.custom_properties,
             )
         )
     return result

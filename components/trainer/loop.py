@@ -93,10 +93,8 @@ class TrainingLoop:
             self.nonfinite_steps.assign_add(1)
             self.consecutive_nonfinite.assign_add(1)
         if self.telemetry is not None:
-            finite_steps = tf.maximum(self.step + 1 - self.nonfinite_steps, 1)
-            fraction = tf.cast(self.clipped_steps, tf.float32) / tf.cast(finite_steps, tf.float32)
             self.telemetry.record_step(
-                self.step, loss, self.optimizer.learning_rate, stats, finite, fraction, self.nonfinite_steps
+                self.step, loss, self.optimizer.learning_rate, stats, finite, self.clipped_steps, self.nonfinite_steps
             )
             if histograms:
                 self.telemetry.record_histograms(self.step, grads, clipped, self.variables, finite)

@@ -69,12 +69,15 @@ class Telemetry:
         learning_rate: tf.Tensor,
         stats: ClipStats,
         finite: tf.Tensor,
-        clipped_fraction: tf.Tensor,
+        clipped_steps: tf.Tensor,
         nonfinite_steps: tf.Tensor,
     ) -> None:
-        """Per-step scalars (call inside the training tf.function)."""
+        """Per-step scalars (call inside the training tf.function); the clipped
+        fraction counts finite steps only (skipped steps were not clipped)."""
         if not self.options.scalars:
             return
+        finite_steps = tf.maximum(step + 1 - nonfinite_steps, 1)
+        clipped_fraction = tf.cast(clipped_steps, tf.float32) / tf.cast(finite_steps, tf.float32)
         with self.writer.as_default():
             write_scalar("nonfinite/steps", nonfinite_steps, step)
             write_scalar("learning_rate", learning_rate, step)
