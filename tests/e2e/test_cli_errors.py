@@ -31,6 +31,18 @@ def test_vertex_submission_without_credentials(tmp_path):
     assert spec.is_file()
 
 
+def test_kubeflow_v2_without_the_kfp_extra(tmp_path):
+    """A plain module named kfp shadows the PipelineSpec protos, as if the extra were not installed."""
+    (tmp_path / "kfp.py").write_text("")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    result = run_pipeline(
+        "--runner", "kubeflow-v2", "--output", str(tmp_path / "spec.json"), "--data-dir", "gs://b/mnist",
+        "--output-dir", "gs://b/root", env=env,
+    )
+    assert_one_line_error(result, "--runner kubeflow-v2 needs kfp.pipeline_spec; install the kfp extra")
+    assert not (tmp_path / "spec.json").exists()
+
+
 def test_missing_data_dir(tmp_path):
     result = run_pipeline("--output-dir", str(tmp_path / "out"), "--data-dir", str(tmp_path / "nowhere"))
     assert_one_line_error(result, "no such folder; pass --data-dir DIR")
