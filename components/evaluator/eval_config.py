@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import tensorflow_model_analysis as tfma
 
+from components.evaluator import accuracy
 from components.example_gen.records import LABEL_KEY
 from components.trainer.export import OUTPUT_KEY, SIGNATURE
 
-ACCURACY_METRIC = "sparse_categorical_accuracy"
+ACCURACY_METRIC = accuracy.ACCURACY_NAME
 
 
 def build_eval_config(accuracy_threshold: float) -> tfma.EvalConfig:
@@ -19,7 +20,8 @@ def build_eval_config(accuracy_threshold: float) -> tfma.EvalConfig:
                 metrics=[
                     tfma.MetricConfig(class_name="ExampleCount"),
                     tfma.MetricConfig(
-                        class_name="SparseCategoricalAccuracy",
+                        class_name=accuracy.MulticlassAccuracy.__name__,
+                        module=accuracy.__name__,
                         # The bar applies to the overall slice only; per-label
                         # accuracy is reported, not gated.
                         per_slice_thresholds=[

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from components.example_gen.readers import read_idx_split
@@ -17,6 +18,9 @@ def test_first_run_executes_every_component_and_blesses(first_run):
     summary = read_summary(output_dir)
     assert _states(summary) == {node: "COMPLETE" for node in NODES}
     assert summary["eval_accuracy"] >= 0.9
+    # TFMA's accuracy (our confusion-matrix metric, through the serving signature) equals the
+    # Trainer's own evaluation of the same model on the same eval split.
+    assert summary["eval_accuracy"] == pytest.approx(summary["gradient_report"]["eval_accuracy"], abs=1e-6)
     assert summary["blessed"] is True and summary["accuracy_blessed"] is True
     assert summary["health_problems"] is None
     assert summary["gradient_report"]["steps"] == 3 * 32  # 3 epochs of ceil(4000 / 128) steps
