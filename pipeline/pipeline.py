@@ -5,7 +5,12 @@ import json
 import os
 from typing import Optional
 
-from tfx import v1 as tfx
+# Not `from tfx import v1`: it imports tfx.v1.extensions and with them google-cloud-aiplatform,
+# 2 s of every command's start-up for nothing this pipeline uses (docs/benchmarks.md).
+from tfx.components import Evaluator, ExampleValidator, Pusher, StatisticsGen, Trainer, Transform
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.orchestration.pipeline import Pipeline
+from tfx.proto.pusher_pb2 import PushDestination
 
 from components.evaluator.eval_config import build_eval_config
 from components.example_gen.component import MnistExampleGen, input_config
@@ -26,7 +31,7 @@ def create_pipeline(
     config: PipelineConfig,
     metadata_connection_config: Optional[object] = None,
     schema_file: str = SCHEMA_FILE,
-) -> tfx.dsl.Pipeline:
+) -> Pipeline:
     """The DAG for ``config``; ``schema_file`` is where the curated schema is
     found when the components run (inside the image, for compiled runners)."""
     paths = RunPaths(config.pipeline.output_dir)
@@ -36,13 +41,13 @@ def create_pipeline(
         input_base=os.path.dirname(data_dir) if npz_file else data_dir,
         input_config=input_config(npz_file),
     )
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
-    example_validator = tfx.components.ExampleValidator(
+    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = ImportSchemaGen(schema_file=schema_file)
+    example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
-    transform = tfx.components.Transform(
+    transform = Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
@@ -51,14 +56,14 @@ def create_pipeline(
         disable_statistics=True,  # StatisticsGen already covers the raw data
     )
     transform.add_upstream_node(anomaly_gate)
-    trainer = tfx.components.Trainer(
+    trainer = Trainer(
         run_fn=RUN_FN,
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         custom_config=config.trainer_custom_config(),
     )
-    evaluator = tfx.components.Evaluator(
+    evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         schema=schema_gen.outputs["schema"],
@@ -69,14 +74,14 @@ def create_pipeline(
         model_run=trainer.outputs["model_run"],
         health=json.dumps(to_dict(config.health)),
     )
-    pusher = tfx.components.Pusher(
+    pusher = Pusher(
         model=trainer.outputs["model"],
         model_blessing=health_gate.outputs["final_blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=paths.serving_model)
+        push_destination=PushDestination(
+            filesystem=PushDestination.Filesystem(base_directory=paths.serving_model)
         ),
     )
-    return tfx.dsl.Pipeline(
+    return Pipeline(
         pipeline_name=config.pipeline.name,
         pipeline_root=paths.pipeline_root,
         components=[

@@ -1,18 +1,26 @@
-"""One module per orchestrator; each turns a PipelineConfig into a run or a spec."""
+"""One module per orchestrator; each turns a PipelineConfig into a run or a spec.
+
+Runner modules are imported only when chosen: each pulls in its orchestrator's
+own TFX modules, start-up time every command would otherwise pay."""
 from __future__ import annotations
+
+import importlib
 
 from pipeline import summary
 from pipeline.config import PipelineConfig
-from pipeline.runners import beam, kubeflow_v2, local
 
-EMBEDDED = {"local": local.run, "beam": beam.run}  # run here, with SQLite ML Metadata; then summary.json
-COMPILED = {"kubeflow-v2": kubeflow_v2.run}  # write a spec for an orchestrator elsewhere; return what was written
+EMBEDDED = {"local": "local", "beam": "beam"}  # run here, with SQLite ML Metadata; then summary.json
+COMPILED = {"kubeflow-v2": "kubeflow_v2"}  # write a spec for an orchestrator elsewhere; return what was written
+
+
+def _runner_module(name: str):
+    return importlib.import_module(f"{__name__}.{ {**EMBEDDED, **COMPILED}[name]}")
 
 
 def run(config: PipelineConfig) -> str:
     """Runs (or compiles) the pipeline with the runner the config names; returns what to tell the user."""
     name = config.pipeline.runner
     if name in COMPILED:
-        return COMPILED[name](config)
-    EMBEDDED[name](config)
+        return _runner_module(name).run(config)
+    _runner_module(name).run(config)
     return summary.describe(summary.write_summary(config))

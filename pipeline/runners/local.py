@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from tfx import v1 as tfx
-from tfx.orchestration import tfx_runner
+from tfx.orchestration import metadata, tfx_runner
+from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
 from pipeline.config import PipelineConfig
 from pipeline.lock import exclusive
@@ -16,8 +16,8 @@ def run(config: PipelineConfig, dag_runner: Optional[tfx_runner.TfxRunner] = Non
     """Runs the pipeline here, one run at a time per output directory.
 
     ``dag_runner`` defaults to the LocalDagRunner; the beam runner passes its own."""
-    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+    connection = metadata.sqlite_metadata_connection_config(
         RunPaths(config.pipeline.output_dir).metadata_db
     )
     with exclusive(config.pipeline.output_dir):
-        (dag_runner or tfx.orchestration.LocalDagRunner()).run(create_pipeline(config, connection))
+        (dag_runner or LocalDagRunner()).run(create_pipeline(config, connection))
