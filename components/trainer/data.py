@@ -1,7 +1,7 @@
 """Training data in memory, transformed once by the Transform graph.
 
 MNIST fits in memory many times over (60k x 784 float32 = 188 MB), so each
-split is parsed and transformed once, with the same ``tft`` layer the
+split is parsed and transformed once, by the same transform graph the
 serving signature uses, and then sampled by index every epoch. Transform
 therefore does not materialize transformed examples.
 """
