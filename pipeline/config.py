@@ -28,7 +28,7 @@ from components.validation.options import HealthOptions
 DEFAULT_BEAM_ARGS: Tuple[str, ...] = ()
 
 Runner = Literal["local", "beam", "kubeflow-v2"]
-# Runners that execute here, with ML Metadata in SQLite under the output dir.
+# Runners that execute here, with ML Metadata in SQLite in a local folder.
 EMBEDDED_RUNNERS = ("local", "beam")
 
 
@@ -40,7 +40,10 @@ def is_uri(path: str) -> bool:
 @dataclasses.dataclass(frozen=True)
 class PipelineSettings:
     name: str = "clipflow"
-    output_dir: str = "runs"  # metadata DB, artifacts, serving model, summary.json
+    output_dir: str = "runs"  # artifacts and the serving model; any file system TensorFlow opens (gs://...)
+    # Embedded runners: ML Metadata (SQLite), the run lock, logs and summary.json. They need a
+    # local folder; empty means output_dir, which must then be local.
+    metadata_dir: str = ""
     enable_cache: bool = True
     beam_args: Tuple[str, ...] = DEFAULT_BEAM_ARGS
     runner: Runner = "local"  # the orchestrator module under pipeline/runners/
@@ -50,12 +53,21 @@ class PipelineSettings:
             raise ConfigError(f"pipeline.name must be letters, digits, '_' or '-' (got {self.name!r})")
         if not self.output_dir:
             raise ConfigError("pipeline.output_dir must not be empty; e.g. runs")
-        if self.runner in EMBEDDED_RUNNERS and is_uri(self.output_dir):
+        if is_uri(self.metadata_dir):
+            raise ConfigError(
+                f"pipeline.metadata_dir {self.metadata_dir} must be a local folder (ML Metadata is a SQLite file); "
+                "e.g. --metadata-dir runs/metadata"
+            )
+        if self.runner in EMBEDDED_RUNNERS and is_uri(self.output_dir) and not self.metadata_dir:
             raise ConfigError(
                 f"pipeline.output_dir {self.output_dir} is not a local folder: the {self.runner} runner keeps "
-                "ML Metadata (SQLite), the run lock and logs there; pass a local --output-dir "
-                "(--data-dir may be remote), or compile with --runner kubeflow-v2"
+                "ML Metadata (SQLite), the run lock and logs in one; add --metadata-dir LOCAL_FOLDER"
             )
+
+    @property
+    def local_dir(self) -> str:
+        """Where embedded runners keep ML Metadata, the lock, logs and summary.json."""
+        return self.metadata_dir or self.output_dir
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,26 +1,34 @@
-"""Where a run's outputs live under ``pipeline.output_dir``."""
+"""Where a run's outputs live: artifacts under ``pipeline.output_dir`` (any file
+system TensorFlow opens), run state in a local folder (``pipeline.local_dir``)."""
 from __future__ import annotations
 
 import dataclasses
 import os
 
+from pipeline.config import PipelineSettings
+
 
 @dataclasses.dataclass(frozen=True)
 class RunPaths:
     output_dir: str
+    local_dir: str
+
+    @classmethod
+    def of(cls, settings: PipelineSettings) -> "RunPaths":
+        return cls(settings.output_dir, settings.local_dir)
 
     @property
     def pipeline_root(self) -> str:
         return os.path.join(self.output_dir, "pipeline")
 
     @property
-    def metadata_db(self) -> str:
-        return os.path.join(self.output_dir, "metadata.sqlite")
-
-    @property
     def serving_model(self) -> str:
         return os.path.join(self.output_dir, "serving_model")
 
     @property
+    def metadata_db(self) -> str:
+        return os.path.join(self.local_dir, "metadata.sqlite")
+
+    @property
     def summary(self) -> str:
-        return os.path.join(self.output_dir, "summary.json")
+        return os.path.join(self.local_dir, "summary.json")

@@ -34,7 +34,7 @@ def create_pipeline(
 ) -> Pipeline:
     """The DAG for ``config``; ``schema_file`` is where the curated schema is
     found when the components run (inside the image, for compiled runners)."""
-    paths = RunPaths(config.pipeline.output_dir)
+    paths = RunPaths.of(config.pipeline)
     data_dir = config.data.data_dir
     npz_file = os.path.basename(data_dir) if data_dir.endswith(".npz") else None
     example_gen = MnistExampleGen(

@@ -37,7 +37,10 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--config", help="TOML file with settings (sections as in PipelineConfig)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
     parser.add_argument("--data-dir", help="folder with the MNIST IDX files or mnist.npz (or an .npz path); gs:// etc. work")
-    parser.add_argument("--output-dir", help="where metadata, artifacts and summary.json go (default ./runs)")
+    parser.add_argument("--output-dir", help="where artifacts and the serving model go (default ./runs); "
+                        "gs:// etc. work with --metadata-dir")
+    parser.add_argument("--metadata-dir", help="local folder for ML Metadata (SQLite), the run lock, logs and "
+                        "summary.json (default: the output dir, which must then be local)")
     parser.add_argument("--runner", help="orchestrator: local (LocalDagRunner, the default), beam (BeamDagRunner), "
                         "kubeflow-v2 (compile a KFP v2 / Vertex AI PipelineSpec)")
     parser.add_argument("--beam-arg", action="append", metavar="--FLAG=VALUE",
@@ -60,6 +63,7 @@ def flag_settings(args: argparse.Namespace) -> Dict[str, Any]:
     return {
         "data.data_dir": args.data_dir,
         "pipeline.output_dir": args.output_dir,
+        "pipeline.metadata_dir": args.metadata_dir,
         "pipeline.runner": args.runner,
         "pipeline.beam_args": args.beam_arg,
         "kubeflow.output_file": args.output,
@@ -71,24 +75,32 @@ def flag_settings(args: argparse.Namespace) -> Dict[str, Any]:
     }
 
 
-def check_writable(directory: str) -> None:
+def check_writable(key: str, directory: str) -> str:
+    """``directory`` (any file system TensorFlow opens), created and probed with a write;
+    returned absolute when local."""
+    import tensorflow as tf  # noqa: PLC0415  (slow import; only here, after the config parsed)
+
+    directory = directory if is_uri(directory) else os.path.abspath(directory)
+    probe = os.path.join(directory, ".clipflow-write-probe")
     try:
-        os.makedirs(directory, exist_ok=True)
-        probe = os.path.join(directory, ".clipflow-write-probe")
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
-    except OSError as err:
-        raise ConfigError(f"pipeline.output_dir {directory} cannot be written ({err.strerror}); choose another --output-dir") from None
+        tf.io.gfile.makedirs(directory)
+        with tf.io.gfile.GFile(probe, "w") as f:
+            f.write("")
+        tf.io.gfile.remove(probe)
+    except tf.errors.OpError as err:
+        flag = "--" + key.split(".")[-1].replace("_", "-")
+        raise ConfigError(f"{key} {directory} cannot be written ({err.message}); choose another {flag}") from None
+    return directory
 
 
 def with_local_paths(config: PipelineConfig, env_data_dir: Optional[str]) -> PipelineConfig:
-    """Embedded runners: a writable local output dir, and MNIST found now (see data_source)."""
-    output_dir = os.path.abspath(config.pipeline.output_dir)
-    check_writable(output_dir)
+    """Embedded runners: writable output and metadata dirs, and MNIST found now (see data_source)."""
+    settings = config.pipeline
+    output_dir = check_writable("pipeline.output_dir", settings.output_dir)
+    metadata_dir = check_writable("pipeline.metadata_dir", settings.metadata_dir) if settings.metadata_dir else ""
     return dataclasses.replace(
         config,
-        pipeline=dataclasses.replace(config.pipeline, output_dir=output_dir),
+        pipeline=dataclasses.replace(settings, output_dir=output_dir, metadata_dir=metadata_dir),
         data=dataclasses.replace(config.data, data_dir=resolve_data_dir(config.data.data_dir, env_data_dir)),
     )
 
@@ -156,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(os.environ.get("MNIST_DATA_DIR"), args.config, args.set, flag_settings(args))
     print("clipflow config:\n" + config.to_json(), flush=True)
     if not args.debug and config.pipeline.runner in EMBEDDED_RUNNERS:
-        print(f"full log: {send_logs_to_file(config.pipeline.output_dir)}", flush=True)
+        print(f"full log: {send_logs_to_file(config.pipeline.local_dir)}", flush=True)
     from pipeline import runners  # noqa: PLC0415  (TFX imports are slow; parse errors fail fast)
 
     print(runners.run(config), flush=True)

@@ -32,7 +32,7 @@ def _first(execution: Optional[metadata.NodeExecution], key: str):
 
 
 def collect_summary(config: PipelineConfig) -> Dict[str, Any]:
-    paths = RunPaths(config.pipeline.output_dir)
+    paths = RunPaths.of(config.pipeline)
     store = metadata.open_store(paths.metadata_db)
     run_id = metadata.latest_run_id(store)
     executions = metadata.run_executions(store, run_id)
@@ -67,7 +67,7 @@ def collect_summary(config: PipelineConfig) -> Dict[str, Any]:
 
 def write_summary(config: PipelineConfig) -> Dict[str, Any]:
     summary = collect_summary(config)
-    path = RunPaths(config.pipeline.output_dir).summary
+    path = RunPaths.of(config.pipeline).summary
     with open(path + ".tmp", "w") as f:
         json.dump(summary, f, indent=2)
     os.replace(path + ".tmp", path)

@@ -121,12 +121,13 @@ def start_server(spec: str, host: str, port: int) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.tensorboard", description=__doc__.splitlines()[0])
-    parser.add_argument("--output-dir", default="runs", help="the pipeline's output directory (default ./runs)")
+    parser.add_argument("--output-dir", default="runs", help="the pipeline's output directory, or its --metadata-dir "
+                        "if the run had one (where metadata.sqlite is; default ./runs)")
     parser.add_argument("--print-only", action="store_true", help="list the runs and the command; do not serve")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=6006)
     args = parser.parse_args(argv)
-    db = RunPaths(args.output_dir).metadata_db
+    db = RunPaths(args.output_dir, args.output_dir).metadata_db
     try:
         runs = trainer_runs(db)
     except Exception as err:  # noqa: BLE001 (MLMD raises its own error types)

@@ -3,7 +3,7 @@
 Airflow imports DAG files itself, so there are no flags: the config comes
 from the TOML file named by ``$CLIPFLOW_CONFIG`` (optional) and the data from
 ``data.data_dir`` or ``$MNIST_DATA_DIR``, as for ``python -m pipeline.run``.
-ML Metadata is SQLite under ``pipeline.output_dir``, as with the local runner.
+ML Metadata is SQLite in ``pipeline.local_dir``, as with the local runner.
 Airflow lives in its own environment (``make airflow``): it cannot share the
 main one's pins (README, "Airflow").
 """
@@ -27,7 +27,7 @@ START_DATE = datetime.datetime(2026, 1, 1)
 def create_dag(config: PipelineConfig) -> models.DAG:
     """One Airflow task per component; triggered by hand (no schedule)."""
     connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(
-        RunPaths(config.pipeline.output_dir).metadata_db
+        RunPaths.of(config.pipeline).metadata_db
     )
     runner = AirflowDagRunner(
         AirflowPipelineConfig(airflow_dag_config={"schedule_interval": None, "start_date": START_DATE, "catchup": False})

@@ -17,7 +17,7 @@ def run(config: PipelineConfig, dag_runner: Optional[tfx_runner.TfxRunner] = Non
 
     ``dag_runner`` defaults to the LocalDagRunner; the beam runner passes its own."""
     connection = metadata.sqlite_metadata_connection_config(
-        RunPaths(config.pipeline.output_dir).metadata_db
+        RunPaths.of(config.pipeline).metadata_db
     )
-    with exclusive(config.pipeline.output_dir):
+    with exclusive(config.pipeline.local_dir):
         (dag_runner or LocalDagRunner()).run(create_pipeline(config, connection))

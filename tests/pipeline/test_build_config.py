@@ -14,6 +14,18 @@ from tests.idx_files import IMAGES_MAGIC, LABELS_MAGIC, idx_bytes, synthetic
 CLUSTER = ["--runner", "kubeflow-v2", "--data-dir", "gs://bucket/mnist", "--output-dir", "gs://bucket/root"]
 
 
+def write_idx_files(base: str):
+    """Four tiny IDX files under ``base`` (any TensorFlow file system); returns the images and labels."""
+    images, labels = synthetic(5)
+    tf.io.gfile.makedirs(base)
+    for prefix in ("train", "t10k"):
+        with tf.io.gfile.GFile(f"{base}/{prefix}-images-idx3-ubyte", "wb") as f:
+            f.write(idx_bytes(images, IMAGES_MAGIC))
+        with tf.io.gfile.GFile(f"{base}/{prefix}-labels-idx1-ubyte", "wb") as f:
+            f.write(idx_bytes(labels, LABELS_MAGIC))
+    return images, labels
+
+
 def _config(argv, env_data_dir=None):
     args = parse_args(argv)
     return build_config(env_data_dir, args.config, args.set, flag_settings(args))
@@ -42,8 +54,9 @@ def test_cluster_paths_are_kept_as_given_and_local_env_data_is_not_used(tmp_path
     [
         (["--runner", "kubeflow-v2", "--output-dir", "gs://b/r"], "data.data_dir '' must be a URI or absolute path"),
         (["--runner", "kubeflow-v2", "--output-dir", "runs", "--data-dir", "gs://b/m"], "pipeline.output_dir 'runs' must be"),
-        (["--output-dir", "gs://b/r"], "pass a local --output-dir"),
+        (["--output-dir", "gs://b/r"], "add --metadata-dir LOCAL_FOLDER"),
         (["--runner", "beam", "--output-dir", "s3://b/r"], "the beam runner keeps ML Metadata"),
+        (["--output-dir", "ram://clipflow-test/r", "--metadata-dir", "ram://clipflow-test/m"], "must be a local folder"),
     ],
 )
 def test_paths_a_runner_cannot_use_are_refused(argv, message, tmp_path):
@@ -52,16 +65,30 @@ def test_paths_a_runner_cannot_use_are_refused(argv, message, tmp_path):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_remote_output_dir_with_a_local_metadata_dir(tmp_path):
+    """ram:// stands in for gs://: artifacts go there; run state goes to the local metadata dir."""
+    write_idx_files(str(tmp_path / "mnist"))
+    config = _config(["--output-dir", "ram://clipflow-test/out", "--metadata-dir", str(tmp_path / "meta")],
+                     env_data_dir=str(tmp_path / "mnist"))
+    assert config.pipeline.output_dir == "ram://clipflow-test/out"
+    assert tf.io.gfile.isdir("ram://clipflow-test/out")  # created and probed with a write, not mistaken for a local path
+    assert config.pipeline.local_dir == str(tmp_path / "meta") and os.path.isdir(tmp_path / "meta")
+    assert not os.path.exists("ram:")
+
+
+def test_unwritable_output_dir_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError) as err:
+        _config(["--output-dir", str(tmp_path), "--metadata-dir", str(blocker / "meta")], env_data_dir=str(tmp_path))
+    assert f"pipeline.metadata_dir {blocker / 'meta'} cannot be written" in str(err.value)
+    assert "choose another --metadata-dir" in str(err.value) and "\n" not in str(err.value)
+
+
 def test_data_dir_on_another_tensorflow_filesystem():
     """ram:// stands in for gs://: both are TensorFlow file systems, not local folders."""
-    images, labels = synthetic(5)
     base = "ram://clipflow-test/mnist"
-    tf.io.gfile.makedirs(base)
-    for prefix in ("train", "t10k"):
-        with tf.io.gfile.GFile(f"{base}/{prefix}-images-idx3-ubyte", "wb") as f:
-            f.write(idx_bytes(images, IMAGES_MAGIC))
-        with tf.io.gfile.GFile(f"{base}/{prefix}-labels-idx1-ubyte", "wb") as f:
-            f.write(idx_bytes(labels, LABELS_MAGIC))
+    images, labels = write_idx_files(base)
     assert resolve_data_dir(base, None) == base
     read_images, read_labels = locate_split(base, "eval", IDX_PATTERNS["eval"]).read()
     np.testing.assert_array_equal(read_images, images)
