@@ -54,7 +54,15 @@ _HISTOGRAM_METADATA = histogram_metadata.create_summary_metadata(display_name=No
 _SCALAR_METADATA = scalar_metadata.create_summary_metadata(display_name=None, description=None)
 
 
+def _nothing() -> None:
+    """The empty branch of a ``tf.cond`` whose other branch only writes summaries."""
+
+
 class Telemetry:
+    """Writes from inside the training ``tf.function``, without autograph: its
+    branches are explicit ``tf.cond``s, and converting these methods' code
+    took ~0.5 s of every Trainer run's tracing (docs/benchmarks.md)."""
+
     def __init__(self, logdir: str, variable_names: Sequence[str], options: TelemetryOptions):
         self.logdir = logdir
         self.writer = tf.summary.create_file_writer(f"{logdir}/{TRAIN_RUN}")
@@ -62,6 +70,7 @@ class Telemetry:
         self.names = list(variable_names)
         self.options = options
 
+    @tf.autograph.experimental.do_not_convert
     def record_step(
         self,
         step: tf.Tensor,
@@ -78,20 +87,24 @@ class Telemetry:
             return
         finite_steps = tf.maximum(step + 1 - nonfinite_steps, 1)
         clipped_fraction = tf.cast(clipped_steps, tf.float32) / tf.cast(finite_steps, tf.float32)
+
+        def finite_step_scalars() -> None:
+            write_scalar("loss", loss, step)
+            write_scalar("grad_norm/pre_clip", stats.pre_global, step)
+            write_scalar("grad_norm/post_clip", stats.post_global, step)
+            write_scalar("clip/scale", stats.scale, step)
+            write_scalar("clip/clipped", tf.cast(stats.scale < 1.0, tf.float32), step)
+            write_scalar("clip/clipped_fraction", clipped_fraction, step)
+            self._write_threshold(stats.threshold, step)
+            for i, name in enumerate(self.names):
+                write_scalar(f"grad_norm/pre_clip/{name}", stats.pre_norms[i], step)
+                write_scalar(f"grad_norm/post_clip/{name}", stats.post_norms[i], step)
+
         with self.writer.as_default():
             write_scalar("nonfinite/steps", nonfinite_steps, step)
             write_scalar("learning_rate", learning_rate, step)
-            if finite:  # one branch for all of them: a cond per summary costs more than the writes
-                write_scalar("loss", loss, step)
-                write_scalar("grad_norm/pre_clip", stats.pre_global, step)
-                write_scalar("grad_norm/post_clip", stats.post_global, step)
-                write_scalar("clip/scale", stats.scale, step)
-                write_scalar("clip/clipped", tf.cast(stats.scale < 1.0, tf.float32), step)
-                write_scalar("clip/clipped_fraction", clipped_fraction, step)
-                self._write_threshold(stats.threshold, step)
-                for i, name in enumerate(self.names):
-                    write_scalar(f"grad_norm/pre_clip/{name}", stats.pre_norms[i], step)
-                    write_scalar(f"grad_norm/post_clip/{name}", stats.post_norms[i], step)
+            # One branch for all of them: a cond per summary costs more than the writes.
+            tf.cond(finite, finite_step_scalars, _nothing)
 
     @staticmethod
     def _write_threshold(threshold: tf.Tensor, step: tf.Tensor) -> None:
@@ -99,11 +112,11 @@ class Telemetry:
         strategy's threshold is a constant (no per-step branch), else per step."""
         constant = tf.get_static_value(threshold)
         if constant is None:
-            if tf.math.is_finite(threshold):
-                write_scalar("clip/threshold", threshold, step)
+            tf.cond(tf.math.is_finite(threshold), lambda: write_scalar("clip/threshold", threshold, step), _nothing)
         elif math.isfinite(float(constant)):
             write_scalar("clip/threshold", threshold, step)
 
+    @tf.autograph.experimental.do_not_convert
     def record_histograms(
         self,
         step: tf.Tensor,
@@ -117,12 +130,15 @@ class Telemetry:
         The loop calls this only at due steps (see ``steps_until_histograms``),
         so the per-step graph holds no histogram branch at all.
         """
-        if finite:
-            with self.writer.as_default():
-                for name, grad, post, var in zip(self.names, grads, clipped, variables):
-                    write_histogram(f"grad_hist/pre_clip/{name}", grad, step)
-                    write_histogram(f"grad_hist/post_clip/{name}", post, step)
-                    write_histogram(f"weights/{name}", var, step)
+
+        def histograms() -> None:
+            for name, grad, post, var in zip(self.names, grads, clipped, variables):
+                write_histogram(f"grad_hist/pre_clip/{name}", grad, step)
+                write_histogram(f"grad_hist/post_clip/{name}", post, step)
+                write_histogram(f"weights/{name}", var, step)
+
+        with self.writer.as_default():
+            tf.cond(finite, histograms, _nothing)
 
     def steps_until_histograms(self, step: int) -> Optional[int]:
         """0 when ``step`` is due for histograms, else steps until the next; None: never."""
