@@ -1,4 +1,5 @@
-"""One run at a time per output directory.
+"""One run at a time per output directory (per --metadata-dir when one is
+given: the lock lives with ML Metadata, in a local folder).
 
 Two pipeline runs sharing an output directory would share one SQLite ML
 Metadata store and one checkpoint folder; the second one refuses at once
@@ -31,7 +32,8 @@ def exclusive(output_dir: str) -> Iterator[None]:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             raise OutputDirBusy(
-                f"another clipflow run (pid {holder}) is using {output_dir}; wait for it to finish or choose another --output-dir"
+                f"another clipflow run (pid {holder}) is using {output_dir}; wait for it to finish or choose another "
+                "--output-dir (--metadata-dir, if given)"
             ) from None
         handle.truncate(0)
         handle.write(str(os.getpid()))
