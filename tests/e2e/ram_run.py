@@ -39,7 +39,6 @@ def read_back(output_dir: str, metadata_dir: str) -> dict:
     labels = [tf.train.Example.FromString(r).features.feature[LABEL_KEY].int64_list.value[0] for r in examples["eval"]]
     return {
         "summary": summary,
-        "examples_uri": examples_uri,
         "files": [f"{root}/{name}" for root, _, names in tf.io.gfile.walk(output_dir) for name in names],
         "examples_sha256": {split: digest(records) for split, records in examples.items()},
         "serving_accuracy": float(np.mean(probabilities.argmax(axis=1) == np.array(labels))),

@@ -18,7 +18,7 @@ def test_remote_output_dir_gets_every_artifact_and_matches_the_local_run(first_r
     result = subprocess.run(
         [sys.executable, "-m", "tests.e2e.ram_run", str(manifest), "--", "--data-dir", mnist_slice,
          "--output-dir", OUTPUT_DIR, "--metadata-dir", str(metadata_dir), *COMMON,
-         "--set", "trainer.checkpoint_every_n_steps=40"],  # resumable checkpoints written to ram:// too
+         "--set", "trainer.checkpoint_every_n_steps=40"],  # checkpoints saved to ram:// (and removed at the end)
         cwd=tmp_path,  # a path mistaken for a local one would appear here as ./ram:/...
         env={**os.environ, "PYTHONPATH": REPO}, capture_output=True, text=True, timeout=900,
     )
