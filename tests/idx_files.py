@@ -6,6 +6,7 @@ import os
 import struct
 
 import numpy as np
+import tensorflow as tf
 
 from components.example_gen.readers import IMAGES_MAGIC, LABELS_MAGIC, read_idx_split
 
@@ -17,9 +18,9 @@ def idx_bytes(array: np.ndarray, magic: int) -> bytes:
 
 
 def write_file(path: str, data: bytes) -> str:
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "wb") as f:
-        f.write(data)
+    """Any file system TensorFlow opens (a local path, ram://...); gzipped when the name ends in .gz."""
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(gzip.compress(data) if path.endswith(".gz") else data)
     return path
 
 

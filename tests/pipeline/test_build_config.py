@@ -9,7 +9,7 @@ from components.common.errors import ConfigError, DataError
 from components.example_gen.component import IDX_PATTERNS, locate_split
 from pipeline.data_source import resolve_data_dir
 from pipeline.run import build_config, flag_settings, parse_args
-from tests.idx_files import IMAGES_MAGIC, LABELS_MAGIC, idx_bytes, synthetic
+from tests.idx_files import synthetic, write_split
 
 CLUSTER = ["--runner", "kubeflow-v2", "--data-dir", "gs://bucket/mnist", "--output-dir", "gs://bucket/root"]
 
@@ -19,10 +19,7 @@ def write_idx_files(base: str):
     images, labels = synthetic(5)
     tf.io.gfile.makedirs(base)
     for prefix in ("train", "t10k"):
-        with tf.io.gfile.GFile(f"{base}/{prefix}-images-idx3-ubyte", "wb") as f:
-            f.write(idx_bytes(images, IMAGES_MAGIC))
-        with tf.io.gfile.GFile(f"{base}/{prefix}-labels-idx1-ubyte", "wb") as f:
-            f.write(idx_bytes(labels, LABELS_MAGIC))
+        write_split(base, prefix, images, labels, gz=False)
     return images, labels
 
 
