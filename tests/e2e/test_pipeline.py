@@ -6,10 +6,13 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_model_analysis as tfma
 
 from components.example_gen.readers import read_idx_split
+from components.evaluator.eval_config import ACCURACY_METRIC
 from components.example_gen.records import serialize_examples
 from pipeline import metadata
+from tests.e2e.reference import reference_executions
 from tests.e2e.run_cli import COMMON, NODES, REPO, run_pipeline, read_summary, states as _states
 
 
@@ -27,6 +30,25 @@ def test_first_run_executes_every_component_and_blesses(first_run):
     assert all(info["wall_seconds"] > 0 for info in summary["components"].values())
     assert f"eval accuracy: {summary['eval_accuracy']:.4f}" in result.stdout
     assert "--logdir " + summary["tensorboard_logdir"] in result.stdout
+
+
+def test_evaluation_has_accuracy_per_label_slice(first_run, mnist_slice):
+    """TFMA's per-class slices: one per digit, sized as the eval split's labels, consistent with the overall accuracy."""
+    evaluation = reference_executions(first_run[0])["Evaluator"].outputs["evaluation"][0].uri
+    slices = {}
+    for metrics in tfma.load_metrics(evaluation):
+        values = {e.key.name: e.value.double_value.value for e in metrics.metric_keys_and_values}
+        key = tuple((k.column, k.int64_value) for k in metrics.slice_key.single_slice_keys)
+        slices[key] = (values["example_count"], values[ACCURACY_METRIC])
+    _, labels = read_idx_split(
+        os.path.join(mnist_slice, "t10k-images-idx3-ubyte.gz"), os.path.join(mnist_slice, "t10k-labels-idx1-ubyte.gz")
+    )
+    counts = np.bincount(labels, minlength=10)
+    assert set(slices) == {()} | {(("label", digit),) for digit in range(10)}
+    assert [slices[(("label", digit),)][0] for digit in range(10)] == counts.tolist()
+    per_label = np.array([slices[(("label", digit),)][1] for digit in range(10)])
+    assert 0.5 < per_label.min() and len(set(per_label.round(6))) > 1  # real per-class values, not one copied number
+    assert np.average(per_label, weights=counts) == pytest.approx(slices[()][1], abs=1e-6)
 
 
 def test_examples_keep_the_official_split_sizes(first_run, mnist_slice):
