@@ -13,8 +13,7 @@ import io
 from typing import BinaryIO, Iterator, List
 
 import tensorflow as tf
-from apache_beam.io.filesystem import CompressedFile, CompressionTypes, FileMetadata, FileSystem
-from apache_beam.io.filesystem import BeamIOError
+from apache_beam.io.filesystem import BeamIOError, CompressedFile, CompressionTypes, FileMetadata, FileSystem
 
 SCHEME = "ram"
 
@@ -85,10 +84,10 @@ class RamFileSystem(FileSystem):
         return tf.io.gfile.exists(path)
 
     def size(self, path: str) -> int:
-        return tf.io.gfile.stat(path).length
+        return self.metadata(path).size_in_bytes
 
     def last_updated(self, path: str) -> float:
-        return tf.io.gfile.stat(path).mtime_nsec / 1e9
+        return self.metadata(path).last_updated_in_seconds
 
     def checksum(self, path: str) -> str:
         return str(self.size(path))
