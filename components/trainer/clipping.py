@@ -131,9 +131,12 @@ class AdaptiveClip(tf.Module):
 
     def apply(self, grads):
         pre_norms, pre_global = measure(grads)
-        if tf.math.is_finite(pre_global):
-            self.history.scatter_nd_update([[self.count % self.window]], [pre_global])
-            self.count.assign_add(1)
+        # Branch-free (the training step is traced without autograph): a
+        # non-finite norm rewrites its slot with the value already there.
+        finite = tf.math.is_finite(pre_global)
+        slot = self.count % self.window
+        self.history.scatter_nd_update([[slot]], [tf.where(finite, pre_global, self.history[slot])])
+        self.count.assign_add(tf.cast(finite, tf.int64))
         return _clip_global(grads, pre_norms, pre_global, self.threshold_now())
 
 

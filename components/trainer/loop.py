@@ -10,7 +10,7 @@ loop stops and says so in its result.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, List, Optional, Union
+from typing import Callable, List, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -29,6 +29,11 @@ def make_loss(name: str) -> LossFn:
     return lambda labels, logits: tf.reduce_mean(
         tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
     )
+
+
+def _record_first(first_step: tf.Variable, happened: tf.Tensor, step: tf.Variable) -> None:
+    """``first_step`` := ``step`` the first time ``happened`` (it starts at -1)."""
+    first_step.assign(tf.where(tf.logical_and(happened, first_step < 0), step.read_value(), first_step.read_value()))
 
 
 @dataclasses.dataclass
@@ -55,8 +60,6 @@ class TrainingLoop:
         self.variables: List[tf.Variable] = model.variables_in_order
         self.optimizer = optimizer
         self.optimizer.build(self.variables)  # slots now, not inside the skip branch
-        # Keras' optimizer code needs no autograph; converting it cost ~0.6 s of tracing (measured).
-        self._apply_gradients = tf.autograph.experimental.do_not_convert(optimizer.apply_gradients)
         self.loss_fn = loss_fn
         self.strategy = strategy
         self.telemetry = telemetry
@@ -72,32 +75,38 @@ class TrainingLoop:
         self.max_pre_clip_norms = tf.Variable(tf.zeros([len(self.variables)]), trainable=False, name="max_norms")
         self.last_finite_norms = tf.Variable(tf.zeros([len(self.variables)]), trainable=False, name="last_norms")
 
-    def _train_step(self, x: tf.Tensor, y: tf.Tensor, histograms: Union[bool, tf.Tensor]):
+    def _train_step(self, x: tf.Tensor, y: tf.Tensor, histograms: Optional[tf.Tensor]):
+        """One step, traced without autograph: its branches are explicit ``tf.cond``s
+        and counter updates are arithmetic (autograph converting this code was
+        ~0.35 s of every Trainer run's trace, docs/benchmarks.md). ``histograms``:
+        a bool tensor, or None where this trace never writes them."""
         with tf.GradientTape() as tape:
             loss = self.loss_fn(y, self.model(x))
         grads = tape.gradient(loss, self.variables)
         clipped, stats = self.strategy.apply(grads)
         finite = tf.logical_and(tf.math.is_finite(loss), tf.math.is_finite(stats.pre_global))
-        if finite:
-            self._apply_gradients(zip(clipped, self.variables))
-            self.consecutive_nonfinite.assign(0)
+
+        def update() -> None:
+            self.optimizer.apply_gradients(zip(clipped, self.variables))
             self.last_finite_norms.assign(stats.pre_norms)
             self.max_pre_clip_norms.assign(tf.maximum(self.max_pre_clip_norms, stats.pre_norms))
-            if stats.scale < 1.0:
-                self.clipped_steps.assign_add(1)
-                if self.first_clipped_step < 0:
-                    self.first_clipped_step.assign(self.step)
-        else:
-            if self.first_nonfinite_step < 0:
-                self.first_nonfinite_step.assign(self.step)
-            self.nonfinite_steps.assign_add(1)
-            self.consecutive_nonfinite.assign_add(1)
+
+        tf.cond(finite, update, lambda: None)
+        clipped_now = tf.logical_and(finite, stats.scale < 1.0)
+        nonfinite_now = tf.logical_not(finite)
+        self.clipped_steps.assign_add(tf.cast(clipped_now, tf.int64))
+        self.nonfinite_steps.assign_add(tf.cast(nonfinite_now, tf.int64))
+        self.consecutive_nonfinite.assign(tf.where(finite, tf.constant(0, tf.int64), self.consecutive_nonfinite + 1))
+        _record_first(self.first_clipped_step, clipped_now, self.step)
+        _record_first(self.first_nonfinite_step, nonfinite_now, self.step)
         if self.telemetry is not None:
             self.telemetry.record_step(
                 self.step, loss, self.optimizer.learning_rate, stats, finite, self.clipped_steps, self.nonfinite_steps
             )
-            if histograms:
-                self.telemetry.record_histograms(self.step, grads, clipped, self.variables, finite)
+            if histograms is not None:
+                self.telemetry.record_histograms(
+                    self.step, grads, clipped, self.variables, tf.logical_and(histograms, finite)
+                )
         self.step.assign_add(1)
         return loss, stats.pre_global
 
@@ -105,7 +114,7 @@ class TrainingLoop:
         start = index * self.batch_size
         return images[start : start + self.batch_size], labels[start : start + self.batch_size]
 
-    @tf.function
+    @tf.function(autograph=False)
     def run_steps(
         self, images: tf.Tensor, labels: tf.Tensor, first: tf.Tensor, count: tf.Tensor, histograms: tf.Tensor,
     ):
@@ -114,16 +123,21 @@ class TrainingLoop:
         The first step is peeled out of the loop: it is the only one that may
         write histograms, so the one branch on ``histograms`` (a bool tensor:
         one trace serves both cases) runs once per call, not once per step.
+        The loop ends early once ``max_nonfinite_steps`` steps in a row were
+        not finite.
         """
         loss, norm = self._train_step(*self._batch(images, labels, first), histograms)
         losses = tf.TensorArray(tf.float32, size=0, dynamic_size=True).write(0, loss)
         norms = tf.TensorArray(tf.float32, size=0, dynamic_size=True).write(0, norm)
-        for i in tf.range(1, count):
-            if self.consecutive_nonfinite >= self.max_nonfinite_steps:
-                break
-            loss, norm = self._train_step(*self._batch(images, labels, first + i), False)
-            losses = losses.write(i, loss)
-            norms = norms.write(i, norm)
+
+        def more(i, losses, norms):
+            return tf.logical_and(i < count, self.consecutive_nonfinite < self.max_nonfinite_steps)
+
+        def step(i, losses, norms):
+            loss, norm = self._train_step(*self._batch(images, labels, first + i), None)
+            return i + 1, losses.write(i, loss), norms.write(i, norm)
+
+        _, losses, norms = tf.while_loop(more, step, (tf.constant(1), losses, norms))
         return losses.stack(), norms.stack()
 
     def _next_call(self, remaining: int, steps_per_call: int) -> tuple[int, bool]:
@@ -183,7 +197,7 @@ class TrainingLoop:
     def stopped(self) -> bool:
         return int(self.consecutive_nonfinite.numpy()) >= self.max_nonfinite_steps
 
-    @tf.function
+    @tf.function(autograph=False)
     def _eval_batch(self, x: tf.Tensor, y: tf.Tensor):
         outputs = self.model(x)
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(outputs, axis=1), y), tf.float32))
