@@ -17,7 +17,7 @@ import sys
 from typing import List, Optional
 
 from pipeline.logs import quiet_terminal, send_logs_to_file
-from pipeline.run import build_config, report_user_errors
+from pipeline.run import build_config, exit_process, report_user_errors
 
 RECIPE = (
     "transform.mode=divide", "transform.divisor=50", "trainer.hidden_units=[512, 256]", "trainer.optimizer=sgd",
@@ -85,4 +85,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

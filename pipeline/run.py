@@ -6,6 +6,7 @@ and exit status 2; ``--debug`` shows the traceback as well.
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import json
 import logging
@@ -13,7 +14,7 @@ import os
 import re
 import sys
 from types import MappingProxyType
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, NoReturn, Optional, Sequence
 
 from components.common.errors import ClipflowError, ConfigError
 from pipeline.config import EMBEDDED_RUNNERS, PipelineConfig, is_uri, load_config
@@ -155,6 +156,20 @@ def report_user_errors(debug: bool, work: Callable[[], int]) -> int:
         return 130
 
 
+def exit_process(code: int) -> NoReturn:
+    """Ends a command without the interpreter's teardown.
+
+    Freeing the TensorFlow, Beam and TFX modules took 1.3-1.9 s after every
+    run (measured: same imports, then ``sys.exit`` vs ``os._exit``), with
+    nothing left to write: the run's files are closed and ML Metadata's
+    transactions committed. Exit handlers (logging's final flush among them)
+    still run, as they would at a normal exit."""
+    atexit._run_exitfuncs()  # noqa: SLF001  (what the interpreter itself calls at exit)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     if args.debug:
@@ -176,4 +191,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

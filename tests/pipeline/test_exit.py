@@ -1,0 +1,24 @@
+"""exit_process: the CLI's end skips interpreter teardown, not what must happen at exit."""
+import subprocess
+import sys
+
+SCRIPT = """
+import atexit, logging, sys
+from pipeline.run import exit_process
+handler = logging.FileHandler(sys.argv[1], delay=False)
+logging.getLogger().addHandler(handler)
+logging.getLogger().warning("logged last")
+atexit.register(lambda: print("exit handler ran", flush=True))
+print("buffered output", end="")
+sys.stderr.write("buffered error")
+exit_process(3)
+"""
+
+
+def test_exit_process_keeps_status_output_logs_and_exit_handlers(tmp_path):
+    log = tmp_path / "run.log"
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(log)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3
+    assert done.stdout == "buffered outputexit handler ran\n"
+    assert done.stderr.endswith("buffered error")
+    assert log.read_text() == "logged last\n"
