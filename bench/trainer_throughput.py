@@ -22,6 +22,7 @@ from components.trainer import clipping
 from components.trainer.loop import TrainingLoop, make_loss
 from components.trainer.model import MLP
 from components.trainer.options import TelemetryOptions, TrainerOptions
+from components.trainer.run_fn import make_optimizer
 from components.trainer.telemetry import Telemetry
 
 BATCH = 128
@@ -79,7 +80,8 @@ def our_loop(x: tf.Tensor, y: tf.Tensor, telemetry: bool, logdir: str) -> Callab
     model = MLP((512, 256))
     strategy = clipping.ClipByGlobalNorm(CLIP) if telemetry else clipping.NoClip()
     writer = Telemetry(logdir, model.variable_names, TelemetryOptions()) if telemetry else None
-    loop = TrainingLoop(model, tf_keras.optimizers.SGD(LR), make_loss("mse"), strategy, writer, BATCH, 10)
+    optimizer = make_optimizer(TrainerOptions(optimizer="sgd", learning_rate=LR))  # the Trainer's own
+    loop = TrainingLoop(model, optimizer, make_loss("mse"), strategy, writer, BATCH, 10)
 
     def run(steps: int) -> None:
         done = 0

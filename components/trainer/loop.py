@@ -59,7 +59,6 @@ class TrainingLoop:
         self.model = model
         self.variables: List[tf.Variable] = model.variables_in_order
         self.optimizer = optimizer
-        self.optimizer.build(self.variables)  # slots now, not inside the skip branch
         self.loss_fn = loss_fn
         self.strategy = strategy
         self.telemetry = telemetry
