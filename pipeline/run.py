@@ -163,7 +163,10 @@ def exit_process(code: int) -> NoReturn:
     run (measured: same imports, then ``sys.exit`` vs ``os._exit``), with
     nothing left to write: the run's files are closed and ML Metadata's
     transactions committed. Exit handlers (logging's final flush among them)
-    still run, as they would at a normal exit."""
+    still run, as they would at a normal exit. Under a profiler, debugger or
+    coverage tool the exit is the normal one: they write their results then."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
     atexit._run_exitfuncs()  # noqa: SLF001  (what the interpreter itself calls at exit)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -22,3 +22,13 @@ def test_exit_process_keeps_status_output_logs_and_exit_handlers(tmp_path):
     assert done.stdout == "buffered outputexit handler ran\n"
     assert done.stderr.endswith("buffered error")
     assert log.read_text() == "logged last\n"
+
+
+def test_a_profiled_run_exits_normally_so_the_profile_is_written(tmp_path):
+    profile = tmp_path / "run.prof"
+    script = tmp_path / "script.py"
+    script.write_text("from pipeline.run import exit_process\nexit_process(0)\n")
+    done = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(profile), str(script)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert profile.stat().st_size > 0
