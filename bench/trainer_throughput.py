@@ -80,7 +80,8 @@ def our_loop(x: tf.Tensor, y: tf.Tensor, telemetry: bool, logdir: str) -> Callab
     model = MLP((512, 256))
     strategy = clipping.ClipByGlobalNorm(CLIP) if telemetry else clipping.NoClip()
     writer = Telemetry(logdir, model.variable_names, TelemetryOptions()) if telemetry else None
-    optimizer = make_optimizer(TrainerOptions(optimizer="sgd", learning_rate=LR))  # the Trainer's own
+    # The Trainer's own optimizer, at a constant rate as Keras fit's (b) (so no schedule length).
+    optimizer = make_optimizer(TrainerOptions(optimizer="sgd", learning_rate=LR, lr_schedule="constant"), total_steps=1)
     loop = TrainingLoop(model, optimizer, make_loss("mse"), strategy, writer, BATCH, 10)
 
     def run(steps: int) -> None:

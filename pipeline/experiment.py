@@ -21,7 +21,7 @@ from pipeline.run import build_config, exit_process, report_user_errors
 
 RECIPE = (
     "transform.mode=divide", "transform.divisor=50", "trainer.hidden_units=[512, 256]", "trainer.optimizer=sgd",
-    "trainer.loss=mse", "trainer.init=truncated_normal", "trainer.batch_size=128",
+    "trainer.loss=mse", "trainer.init=truncated_normal", "trainer.batch_size=128", "trainer.lr_schedule=constant",
 )
 VARIANTS = {"clipping off": ("clip.strategy=none",), "clipping on": ("clip.strategy=global_norm",)}
 

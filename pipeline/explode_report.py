@@ -110,7 +110,7 @@ def write_report(results: Sequence[RunResult], args: Dict[str, Any], figure: str
     lines = [
         "# Exploding gradients: clipping off vs on",
         "",
-        f"Recipe: inputs / 50, MLP 784-512-256-10 (ReLU), MSE on one-hot labels, SGD at learning rate "
+        f"Recipe: inputs / 50, MLP 784-512-256-10 (ReLU), MSE on one-hot labels, SGD at a constant learning rate "
         f"{args['learning_rate']:g}, batch 128, truncated-normal init (stddev 0.1), {args['epochs']} epochs; "
         f"the clipped run uses `clip_by_global_norm(grads, {args['clip_threshold']:g})`.",
         "",

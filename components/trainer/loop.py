@@ -79,6 +79,7 @@ class TrainingLoop:
         and counter updates are arithmetic (autograph converting this code was
         ~0.35 s of every Trainer run's trace, docs/benchmarks.md). ``histograms``:
         a bool tensor, or None where this trace never writes them."""
+        learning_rate = self._learning_rate()  # before this step's update moves a schedule on
         with tf.GradientTape() as tape:
             loss = self.loss_fn(y, self.model(x))
         grads = tape.gradient(loss, self.variables)
@@ -100,7 +101,7 @@ class TrainingLoop:
         _record_first(self.first_nonfinite_step, nonfinite_now, self.step)
         if self.telemetry is not None:
             self.telemetry.record_step(
-                self.step, loss, self.optimizer.learning_rate, stats, finite, self.clipped_steps, self.nonfinite_steps
+                self.step, loss, learning_rate, stats, finite, self.clipped_steps, self.nonfinite_steps
             )
             if histograms is not None:
                 self.telemetry.record_histograms(
@@ -108,6 +109,11 @@ class TrainingLoop:
                 )
         self.step.assign_add(1)
         return loss, stats.pre_global
+
+    def _learning_rate(self) -> tf.Tensor:
+        """The rate this step applies: a schedule's value at the optimizer's update count."""
+        rate = self.optimizer.learning_rate
+        return rate(self.optimizer.iterations) if callable(rate) else rate
 
     def _batch(self, images: tf.Tensor, labels: tf.Tensor, index: tf.Tensor):
         start = index * self.batch_size

@@ -37,14 +37,21 @@ def parse_custom_config(custom_config: Mapping[str, Any]):
     )
 
 
-def make_optimizer(options: TrainerOptions):
+def make_optimizer(options: TrainerOptions, total_steps: int):
     """Keras' legacy optimizers: they update each variable with one fused TF kernel
     (``ResourceApplyAdam``), where the current Keras Adam runs a chain of separate
     element-wise ops: 826 vs 467 training steps/s for the default model on the
-    2-core CPU (docs/benchmarks.md). Same update rule, same defaults."""
+    2-core CPU (docs/benchmarks.md). Same update rule, same defaults.
+
+    ``lr_schedule`` cosine decays the rate to 0 over ``total_steps``: over
+    seeds 0-3 the default model's eval accuracy read 0.9785-0.9803 with it,
+    0.9731-0.9798 at a constant rate (docs/benchmarks.md)."""
+    learning_rate = options.learning_rate
+    if options.lr_schedule == "cosine":
+        learning_rate = tf_keras.optimizers.schedules.CosineDecay(options.learning_rate, decay_steps=total_steps)
     if options.optimizer == "sgd":
-        return tf_keras.optimizers.legacy.SGD(options.learning_rate)
-    return tf_keras.optimizers.legacy.Adam(options.learning_rate)
+        return tf_keras.optimizers.legacy.SGD(learning_rate)
+    return tf_keras.optimizers.legacy.Adam(learning_rate)
 
 
 def train(
@@ -60,7 +67,7 @@ def train(
     telemetry = Telemetry(logdir, model.variable_names, telemetry_options)
     loop = TrainingLoop(
         model,
-        make_optimizer(options),
+        make_optimizer(options, total_steps=options.epochs * -(-int(train_split[0].shape[0]) // options.batch_size)),
         make_loss(options.loss),
         clipping.make_strategy(clip),
         telemetry,

@@ -20,14 +20,29 @@ def _train(logdir, epochs, checkpoints=None, strategy="adaptive"):
                  TelemetryOptions(histogram_every_n_steps=4), checkpoints=checkpoints)
 
 
+class Interrupted(Exception):
+    pass
+
+
+def _interrupted(logdir, checkpoints, monkeypatch, strategy="adaptive"):
+    """A run killed right after its first checkpoint: at the first call boundary past
+    step 5, step 7 (calls end at histogram steps and epoch ends too)."""
+    save = checkpoint.Checkpointer.save
+
+    def save_then_stop(self, *args):
+        save(self, *args)
+        raise Interrupted
+
+    monkeypatch.setattr(checkpoint.Checkpointer, "save", save_then_stop)
+    with pytest.raises(Interrupted):
+        _train(logdir, epochs=3, checkpoints=checkpoints, strategy=strategy)
+    monkeypatch.undo()
+
+
 def test_resume_continues_exactly(tmp_path, monkeypatch):
     reference, reference_report = _train(tmp_path / "reference", epochs=3)
     checkpoints = str(tmp_path / "ckpt")
-    # An "interrupted" run: 2 of 3 epochs (8 steps), its checkpoint left behind: at the first
-    # call boundary past step 5, step 7 (calls end at histogram steps and epoch ends too).
-    monkeypatch.setattr(checkpoint.Checkpointer, "remove", lambda self: None)
-    _train(tmp_path / "interrupted", epochs=2, checkpoints=checkpoints)
-    monkeypatch.undo()
+    _interrupted(tmp_path / "interrupted", checkpoints, monkeypatch)
     assert sorted(os.listdir(checkpoints)) == ["checkpoint", "ckpt-7.data-00000-of-00001", "ckpt-7.index",
                                                "history-7.npz", "logdir.json"]
     resumed, report = _train(tmp_path / "resumed", epochs=3, checkpoints=checkpoints)
@@ -42,9 +57,7 @@ def test_resume_continues_exactly(tmp_path, monkeypatch):
 
 def test_resumed_logs_hold_each_step_once(tmp_path, monkeypatch):
     checkpoints = str(tmp_path / "ckpt")
-    monkeypatch.setattr(checkpoint.Checkpointer, "remove", lambda self: None)
-    _train(tmp_path / "interrupted", epochs=2, checkpoints=checkpoints, strategy="global_norm")
-    monkeypatch.undo()
+    _interrupted(tmp_path / "interrupted", checkpoints, monkeypatch, strategy="global_norm")
     _train(tmp_path / "resumed", epochs=3, checkpoints=checkpoints, strategy="global_norm")
     events = read_run(str(tmp_path / "resumed"))
     assert sorted(events["grad_norm/pre_clip"]) == list(range(12))  # 0-6 copied, 7-11 trained again

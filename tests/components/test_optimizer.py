@@ -16,7 +16,8 @@ def test_same_updates_as_the_current_keras_optimizer(name):
     start = rng.normal(size=(4, 3)).astype(np.float32)
     grads = [rng.normal(size=(4, 3)).astype(np.float32) * scale for scale in (1.0, 0.1, 10.0, 1.0, 0.01)]
     results = []
-    for optimizer in (make_optimizer(TrainerOptions(optimizer=name, learning_rate=0.05)), CURRENT[name](0.05)):
+    ours = make_optimizer(TrainerOptions(optimizer=name, learning_rate=0.05, lr_schedule="constant"), len(grads))
+    for optimizer in (ours, CURRENT[name](0.05)):
         variable = tf.Variable(start)
 
         @tf.function  # as in the training loop

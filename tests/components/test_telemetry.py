@@ -104,3 +104,11 @@ def test_gradient_report(run):
     assert report.nonfinite_steps == 0 and report.diverged_at_step is None
     per_var = {name: max(float(events[f"grad_norm/pre_clip/{name}"][s]) for s in range(12)) for name in VARIABLES}
     assert report.largest_norm_variable == max(per_var, key=per_var.get)
+
+
+def test_learning_rate_is_the_cosine_schedules_value_at_each_step(run):
+    logdir, _, options = run
+    rates = read_run(logdir)["learning_rate"]
+    total = options.epochs  # one batch per epoch
+    expected = [options.learning_rate * 0.5 * (1 + np.cos(np.pi * step / total)) for step in range(total)]
+    np.testing.assert_allclose([rates[step] for step in range(total)], expected, rtol=1e-5, atol=1e-7)
