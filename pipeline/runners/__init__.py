@@ -8,9 +8,9 @@ import importlib
 from types import ModuleType
 
 from pipeline import summary
-from pipeline.config import PipelineConfig
+from pipeline.config import EMBEDDED_RUNNERS, PipelineConfig
 
-EMBEDDED = {"local": "local", "beam": "beam"}  # run here, with SQLite ML Metadata; then summary.json
+EMBEDDED = {name: name for name in EMBEDDED_RUNNERS}  # run here, with SQLite ML Metadata; then summary.json
 COMPILED = {"kubeflow-v2": "kubeflow_v2"}  # write a spec for an orchestrator elsewhere; return what was written
 
 
