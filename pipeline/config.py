@@ -28,7 +28,7 @@ from components.validation.options import HealthOptions
 DEFAULT_BEAM_ARGS: Tuple[str, ...] = ()
 
 Runner = Literal["local", "beam", "kubeflow-v2"]
-# Runners that execute here, with ML Metadata in SQLite in a local folder (also their modules' names in pipeline.runners).
+# Runners that execute here, SQLite ML Metadata in a local folder; also their module names in pipeline.runners.
 EMBEDDED_RUNNERS = ("local", "beam")
 
 
