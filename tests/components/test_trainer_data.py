@@ -6,19 +6,22 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
-from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tensorflow_transform.tf_metadata import dataset_metadata
 
 from components.example_gen.records import serialize_examples
 from components.trainer.data import load_split
 from components.transform.preprocessing import preprocessing_fn
+from pipeline.pipeline import SCHEMA_FILE
 from tests.idx_files import synthetic
-
-FEATURE_SPEC = {"image": tf.io.FixedLenFeature([784], tf.int64), "label": tf.io.FixedLenFeature([], tf.int64)}
 
 
 def _transform_output(folder: str) -> tft.TFTransformOutput:
-    """A transform graph and raw metadata written by tf.Transform on Beam, as the Transform component does."""
-    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(FEATURE_SPEC))
+    """A transform graph and raw metadata (the curated schema) written by tf.Transform on Beam,
+    as the Transform component does."""
+    with open(SCHEMA_FILE) as f:
+        metadata = dataset_metadata.DatasetMetadata(text_format.Parse(f.read(), schema_pb2.Schema()))
     rows = [{"image": np.zeros(784, np.int64), "label": 0}]
     with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=folder + "-tmp", force_tf_compat_v1=False):
         transform_fn = (pipeline | beam.Create(rows), metadata) | tft_beam.AnalyzeDataset(
