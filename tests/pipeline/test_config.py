@@ -51,6 +51,7 @@ def test_json_round_trip_and_custom_config():
         ("transform.divisor=0", "transform.divisor must not be 0"),
         ("trainer.batch_size=0", "trainer.batch_size must be >= 1"),
         ("trainer.learning_rate=0", "trainer.learning_rate must be > 0"),
+        ("trainer.lr_schedule=linear", "trainer.lr_schedule must be one of constant, cosine; got 'linear'"),
         ("trainer.hidden_units=[]", "trainer.hidden_units must be a non-empty list"),
         ("evaluator.accuracy_threshold=1.5", "evaluator.accuracy_threshold must be in [0, 1]"),
         ("pipeline.enable_cache=yes", "pipeline.enable_cache must be a bool"),
