@@ -64,9 +64,9 @@ def _nothing() -> None:
 
 
 class Telemetry:
-    """Writes from inside the training ``tf.function``, without autograph: its
-    branches are explicit ``tf.cond``s, and converting these methods' code
-    took ~0.5 s of every Trainer run's tracing (docs/benchmarks.md)."""
+    """Writes from inside the training ``tf.function``, which is traced without
+    autograph: its branches are explicit ``tf.cond``s (converting these
+    methods' code took ~0.5 s of every Trainer run's tracing, docs/benchmarks.md)."""
 
     def __init__(self, logdir: str, variable_names: Sequence[str], options: TelemetryOptions):
         self.logdir = logdir
@@ -75,7 +75,6 @@ class Telemetry:
         self.names = list(variable_names)
         self.options = options
 
-    @tf.autograph.experimental.do_not_convert
     def record_step(
         self,
         step: tf.Tensor,
@@ -121,7 +120,6 @@ class Telemetry:
         elif math.isfinite(float(constant)):
             write_scalar("clip/threshold", threshold, step)
 
-    @tf.autograph.experimental.do_not_convert
     def record_histograms(
         self,
         step: tf.Tensor,
