@@ -134,8 +134,11 @@ class PipelineConfig:
         return {"scaling": to_dict(self.transform)}
 
     def trainer_custom_config(self) -> Dict[str, Any]:
+        """The Trainer's settings, plus Transform's to record with its run (TensorBoard's HParams):
+        a Transform change re-runs the Trainer anyway (a new transform graph), so its cache loses nothing."""
         return {
             "trainer": to_dict(self.trainer), "clip": to_dict(self.clip), "telemetry": to_dict(self.telemetry),
+            "transform": to_dict(self.transform),
             "checkpoint_root": os.path.join(self.pipeline.output_dir, "checkpoints"),
         }
 

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from components.trainer import tags
 from pipeline.events import read_run, scalar_curve
 
 
@@ -29,15 +30,14 @@ class RunResult:
     @classmethod
     def from_summary(cls, name: str, summary: Dict[str, Any], clipped: bool) -> "RunResult":
         events = read_run(summary["tensorboard_logdir"])
-        steps, pre = scalar_curve(events["grad_norm/pre_clip"])
-        _, post = scalar_curve(events["grad_norm/post_clip"])
-        loss_steps, loss = scalar_curve(events["loss"])
-        prefix = "grad_norm/pre_clip/"
+        steps, pre = scalar_curve(events[tags.PRE_CLIP])
+        _, post = scalar_curve(events[tags.POST_CLIP])
+        loss_steps, loss = scalar_curve(events[tags.LOSS])
         per_variable = {
-            tag[len(prefix):]: {s: float(series[s]) for s in (0, 1) if s in series}
-            for tag, series in events.items() if tag.startswith(prefix)
+            tags.variable_of_norm(tag, tags.PRE): {s: float(series[s]) for s in (0, 1) if s in series}
+            for tag, series in events.items() if tags.variable_of_norm(tag, tags.PRE)
         }
-        clipped_steps = int(sum(float(v) for v in events["clip/clipped"].values()))
+        clipped_steps = int(sum(float(v) for v in events[tags.CLIPPED].values()))
         return cls(name, clipped, summary, steps, pre, post, loss_steps, loss, per_variable, clipped_steps)
 
     @property

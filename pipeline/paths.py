@@ -32,3 +32,8 @@ class RunPaths:
     @property
     def summary(self) -> str:
         return os.path.join(self.local_dir, "summary.json")
+
+    @property
+    def tensorboard_experiment(self) -> str:
+        """The HParams experiment ``pipeline.tensorboard`` writes over every Trainer run."""
+        return os.path.join(self.local_dir, "tensorboard")

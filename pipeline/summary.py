@@ -90,9 +90,9 @@ def describe(summary: Dict[str, Any]) -> str:
         f"TensorBoard logs: {summary['tensorboard_logdir']}",
         f"ML Metadata: {summary['metadata_db']}",
         f"summary: {os.path.join(os.path.dirname(summary['metadata_db']), 'summary.json')}",
-        "inspect with:",
-        f"  {summary['tensorboard_command']}",
-        "or every Trainer run of this output directory side by side:",
+        "TensorBoard, every Trainer run of this output directory side by side (Clipping dashboard, HParams table):",
         f"  {shlex.quote(sys.executable)} -m pipeline.tensorboard --output-dir {shlex.quote(os.path.dirname(summary['metadata_db']))}",
+        "or this run alone:",
+        f"  {summary['tensorboard_command']}",
     ]
     return "\n".join(lines)

@@ -1,19 +1,26 @@
 """``python -m pipeline.tensorboard``: every Trainer run of a pipeline, side by side.
 
 Finds the Trainer executions in the pipeline's ML Metadata, names each run
-by the settings that differ between them (``scale=50,clip=none``), and
-serves TensorBoard on 127.0.0.1 with those runs.
+by the settings that differ between them (``scale=50,clip=none``), writes
+the HParams experiment over them (``<output-dir>/tensorboard``, TensorBoard's
+top run), and serves TensorBoard on 127.0.0.1 with those runs: the Clipping
+dashboard (Custom Scalars) and the HParams table show them side by side.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import os
 import shlex
 import sys
 import time
 from typing import Dict, List, Optional
 
+from tensorboard.compat.proto import event_pb2
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+from components.trainer import dashboards
 from pipeline import metadata
 from pipeline.paths import RunPaths
 
@@ -37,16 +44,6 @@ class TrainerRun:
     settings: Dict[str, object]  # flattened: "clip.strategy" -> "none"
 
 
-def _flatten(config: dict, prefix: str = "") -> Dict[str, object]:
-    flat: Dict[str, object] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
-    return flat
-
-
 def _custom_config(execution) -> dict:
     value = execution.custom_properties.get("custom_config")
     return json.loads(value.string_value) if value is not None and value.string_value else {}
@@ -55,28 +52,20 @@ def _custom_config(execution) -> dict:
 def trainer_runs(metadata_db: str) -> List[TrainerRun]:
     """Every Trainer execution that trained (cached re-runs are the same run), oldest first."""
     store = metadata.open_store(metadata_db)
-    executions = {e.id: e for e in store.get_executions()}
+    executions = sorted(store.get_executions(), key=lambda e: e.id)
     types = {t.id: t.name for t in store.get_execution_types()}
-    events = store.get_events_by_execution_ids(list(executions))
+    events = store.get_events_by_execution_ids([e.id for e in executions])
     artifacts = {a.id: a for a in store.get_artifacts_by_id({e.artifact_id for e in events})}
-    producer = {e.artifact_id: e.execution_id for e in events if e.type == e.OUTPUT}
     runs = []
-    for execution in sorted(executions.values(), key=lambda e: e.id):
+    for execution in executions:
         if not types[execution.type_id].endswith("Trainer") or execution.last_known_state != execution.COMPLETE:
             continue
-        mine = [e for e in events if e.execution_id == execution.id]
-        logdir = next(
-            (artifacts[e.artifact_id].uri for e in mine if e.type == e.OUTPUT and e.path.steps[0].key == "model_run"), None
-        )
-        transform_graph = next(
-            (e.artifact_id for e in mine if e.type == e.INPUT and e.path.steps[0].key == "transform_graph"), None
-        )
-        settings = _flatten(_custom_config(execution))
-        if transform_graph in producer:
-            settings.update({f"transform.{k}": v for k, v in _flatten(_custom_config(executions[producer[transform_graph]])).items()})
-        settings = {k.replace("transform.scaling.", "transform."): v for k, v in settings.items()}
+        logdir = next((
+            artifacts[e.artifact_id].uri for e in events
+            if e.execution_id == execution.id and e.type == e.OUTPUT and e.path.steps[0].key == "model_run"
+        ), None)
         if logdir:
-            runs.append(TrainerRun(execution.id, logdir, settings))
+            runs.append(TrainerRun(execution.id, logdir, dashboards.flatten_settings(_custom_config(execution))))
     return runs
 
 
@@ -106,8 +95,21 @@ def _show(value: object) -> str:
     return str(value)
 
 
-def logdir_spec(runs: List[TrainerRun]) -> str:
-    return ",".join(f"{name}:{run.logdir}" for name, run in zip(run_names(runs), runs))
+def logdir_spec(runs: List[TrainerRun], experiment_dir: str) -> str:
+    """Each run under its name; the experiment folder unnamed, so TensorBoard reads it as its top run (``.``)."""
+    return ",".join([*(f"{name}:{run.logdir}" for name, run in zip(run_names(runs), runs)), experiment_dir])
+
+
+def write_experiment(runs: List[TrainerRun], experiment_dir: str) -> None:
+    """The HParams experiment of these runs (its columns and values), as the only event file in ``experiment_dir``."""
+    os.makedirs(experiment_dir, exist_ok=True)
+    for name in os.listdir(experiment_dir):
+        if name.startswith("events.out.tfevents."):
+            os.remove(os.path.join(experiment_dir, name))
+    writer = EventFileWriter(experiment_dir)
+    summary = dashboards.experiment_summary([dashboards.hparam_values(run.settings) for run in runs])
+    writer.add_event(event_pb2.Event(wall_time=time.time(), step=0, summary=summary))
+    writer.close()
 
 
 def start_server(spec: str, host: str, port: int) -> str:
@@ -127,7 +129,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=6006)
     args = parser.parse_args(argv)
-    db = RunPaths(args.output_dir, args.output_dir).metadata_db
+    paths = RunPaths(args.output_dir, args.output_dir)
+    db = paths.metadata_db
     try:
         runs = trainer_runs(db)
     except Exception as err:  # noqa: BLE001 (MLMD raises its own error types)
@@ -136,13 +139,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not runs:
         print(f"clipflow: error: no completed Trainer run in {db}; run the pipeline first", file=sys.stderr)
         return 2
-    spec = logdir_spec(runs)
+    experiment_dir = os.path.abspath(paths.tensorboard_experiment)
+    write_experiment(runs, experiment_dir)
+    spec = logdir_spec(runs, experiment_dir)
     for name, run in zip(run_names(runs), runs):
         print(f"{name}: {run.logdir}")
     print(f"{shlex.quote(sys.executable)} -m tensorboard.main --logdir_spec {shlex.quote(spec)} --host {args.host} --port {args.port}")
     if args.print_only:
         return 0
-    print(f"TensorBoard at {start_server(spec, args.host, args.port)} (Ctrl-C to stop)", flush=True)
+    url = start_server(spec, args.host, args.port)
+    print(f"TensorBoard at {url} (Ctrl-C to stop)\n  Clipping dashboard: {url}#custom_scalars\n  "
+          f"HParams table: {url}#hparams", flush=True)
     try:
         while True:
             time.sleep(3600)

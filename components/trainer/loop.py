@@ -55,6 +55,7 @@ class TrainingLoop:
         telemetry: Optional[Telemetry],
         batch_size: int,
         max_nonfinite_steps: int,
+        clip_rate_window: int = 100,
     ):
         self.model = model
         self.variables: List[tf.Variable] = model.variables_in_order
@@ -73,6 +74,8 @@ class TrainingLoop:
         self.first_nonfinite_step = counter("first_nonfinite_step", -1)
         self.max_pre_clip_norms = tf.Variable(tf.zeros([len(self.variables)]), trainable=False, name="max_norms")
         self.last_finite_norms = tf.Variable(tf.zeros([len(self.variables)]), trainable=False, name="last_norms")
+        # Clipped (1) or not (0), for the last clip_rate_window finite steps: a ring indexed by finite-step count.
+        self.recent_clipped = tf.Variable(tf.zeros([clip_rate_window]), trainable=False, name="recent_clipped")
 
     def _train_step(self, x: tf.Tensor, y: tf.Tensor, histograms: Optional[tf.Tensor]):
         """One step, traced without autograph: its branches are explicit ``tf.cond``s
@@ -94,6 +97,11 @@ class TrainingLoop:
         tf.cond(finite, update, lambda: None)
         clipped_now = tf.logical_and(finite, stats.scale < 1.0)
         nonfinite_now = tf.logical_not(finite)
+        # Branch-free: a non-finite step rewrites its slot with the value already there.
+        slot = (self.step - self.nonfinite_steps) % self.recent_clipped.shape[0]
+        self.recent_clipped.scatter_nd_update(
+            [[slot]], [tf.where(finite, tf.cast(clipped_now, tf.float32), self.recent_clipped[slot])]
+        )
         self.clipped_steps.assign_add(tf.cast(clipped_now, tf.int64))
         self.nonfinite_steps.assign_add(tf.cast(nonfinite_now, tf.int64))
         self.consecutive_nonfinite.assign(tf.where(finite, tf.constant(0, tf.int64), self.consecutive_nonfinite + 1))
@@ -101,7 +109,8 @@ class TrainingLoop:
         _record_first(self.first_nonfinite_step, nonfinite_now, self.step)
         if self.telemetry is not None:
             self.telemetry.record_step(
-                self.step, loss, learning_rate, stats, finite, self.clipped_steps, self.nonfinite_steps
+                self.step, loss, learning_rate, stats, finite, self.clipped_steps, self.nonfinite_steps,
+                self.recent_clipped,
             )
             if histograms is not None:
                 self.telemetry.record_histograms(
@@ -192,7 +201,7 @@ class TrainingLoop:
             "clipped_steps": self.clipped_steps, "nonfinite_steps": self.nonfinite_steps,
             "consecutive_nonfinite": self.consecutive_nonfinite, "first_clipped_step": self.first_clipped_step,
             "first_nonfinite_step": self.first_nonfinite_step, "max_pre_clip_norms": self.max_pre_clip_norms,
-            "last_finite_norms": self.last_finite_norms,
+            "last_finite_norms": self.last_finite_norms, "recent_clipped": self.recent_clipped,
         }
         if isinstance(self.strategy, tf.Module):  # a strategy with state (adaptive)
             objects["strategy"] = self.strategy

@@ -35,6 +35,10 @@ class GradientReport:
     final_loss: float
     eval_accuracy: float
     resumed_from_step: Optional[int] = None  # set when training resumed from a checkpoint
+    p90_pre_clip_norm: float = math.nan
+    # For the quantiles p50, p90, p99 and max of this run's finite pre-clip global norms: the value, and
+    # the fraction of finite steps whose norm exceeds it (what a global-norm clip there would have touched).
+    threshold_advice: Dict[str, Dict[str, float]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def build(
@@ -57,11 +61,17 @@ class GradientReport:
         pct = (lambda q: float(np.percentile(finite, q))) if finite.size else (lambda q: float("nan"))
         largest = int(np.argmax(max_variable_norms))
         finite_steps = max(len(pre_clip_norms) - nonfinite_steps, 1)
+        quantiles = {"p50": pct(50), "p90": pct(90), "p99": pct(99), "max": float(finite.max())} if finite.size else {}
         return cls(
             steps=len(pre_clip_norms),
-            max_pre_clip_norm=float(finite.max()) if finite.size else float("nan"),
+            max_pre_clip_norm=quantiles.get("max", math.nan),
             median_pre_clip_norm=pct(50),
+            p90_pre_clip_norm=pct(90),
             p99_pre_clip_norm=pct(99),
+            threshold_advice={
+                name: {"threshold": value, "steps_touched": float(np.mean(finite > value))}
+                for name, value in quantiles.items()
+            },
             clipped_fraction=clipped_steps / finite_steps,
             nonfinite_steps=nonfinite_steps,
             first_clipped_step=first_clipped_step if first_clipped_step >= 0 else None,
@@ -91,10 +101,17 @@ class GradientReport:
         out = [
             f"steps: {self.steps}, final loss {self.final_loss:.4f}, eval accuracy {self.eval_accuracy:.4f}",
             f"pre-clip global norm: max {self.max_pre_clip_norm:.3f}, median {self.median_pre_clip_norm:.3f}, "
-            f"p99 {self.p99_pre_clip_norm:.3f}",
+            f"p90 {self.p90_pre_clip_norm:.3f}, p99 {self.p99_pre_clip_norm:.3f}",
             f"clipped steps: {self.clipped_fraction:.1%} (first clipped: {first}); non-finite steps: {self.nonfinite_steps}",
             f"largest gradient norm: {self.largest_norm_variable} ({self.largest_norm_value:.3f})",
         ]
+        if self.threshold_advice:
+            (first, advice), *rest = self.threshold_advice.items()
+            out.append(
+                f"threshold advice: a global-norm clip at {first} = {advice['threshold']:.3g} would have touched "
+                f"{advice['steps_touched']:.1%} of steps; "
+                + "; ".join(f"at {name} = {a['threshold']:.3g}, {a['steps_touched']:.1%}" for name, a in rest)
+            )
         if self.resumed_from_step is not None:
             out.append(f"resumed from the checkpoint at step {self.resumed_from_step}")
         if self.diverged_at_step is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+from types import MappingProxyType
 from typing import Any, Mapping, Optional
 
 import numpy as np
@@ -16,8 +17,8 @@ import tensorflow_transform as tft
 import tf_keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from components.common.typed import from_dict
-from components.trainer import clipping, data, export
+from components.common.typed import from_dict, to_dict
+from components.trainer import clipping, dashboards, data, export
 from components.trainer.checkpoint import Checkpointer, checkpoint_dir
 from components.trainer.loop import TrainingLoop, make_loss
 from components.trainer.model import MLP
@@ -27,6 +28,7 @@ from components.trainer.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 CHECKPOINT_ROOT_KEY = "checkpoint_root"  # custom_config: where resumable checkpoints go
+UPSTREAM_KEYS = ("transform",)  # custom_config: settings of earlier components, recorded with the run (HParams)
 
 
 def parse_custom_config(custom_config: Mapping[str, Any]):
@@ -56,15 +58,22 @@ def make_optimizer(options: TrainerOptions, total_steps: int):
 
 def train(
     train_split, eval_split, logdir: str, options: TrainerOptions, clip: ClipOptions, telemetry_options: TelemetryOptions,
-    checkpoints: Optional[str] = None,
+    checkpoints: Optional[str] = None, upstream_settings: Mapping[str, Any] = MappingProxyType({}),
 ) -> tuple[MLP, GradientReport]:
     """Trains the MLP on in-memory splits; returns it and its gradient report.
 
     With ``checkpoints`` (a folder), training saves its state every
     ``trainer.checkpoint_every_n_steps`` steps and resumes from there.
+    ``upstream_settings`` (e.g. ``{"transform": {...}}``) are recorded with
+    the run's own settings in TensorBoard's HParams.
     """
     model = MLP(options.hidden_units, options.init, options.seed)
     telemetry = Telemetry(logdir, model.variable_names, telemetry_options)
+    settings = dashboards.flatten_settings({**upstream_settings, "trainer": to_dict(options), "clip": to_dict(clip)})
+    telemetry.record_start(
+        dashboards.clipping_layout(model.variable_names, telemetry_options.clip_rate_window),
+        dashboards.hparam_values(settings),
+    )
     loop = TrainingLoop(
         model,
         make_optimizer(options, total_steps=options.epochs * -(-int(train_split[0].shape[0]) // options.batch_size)),
@@ -73,6 +82,7 @@ def train(
         telemetry,
         options.batch_size,
         clip.max_nonfinite_steps,
+        telemetry_options.clip_rate_window,
     )
     checkpointer = Checkpointer(checkpoints, loop.checkpoint_objects(), options.checkpoint_every_n_steps) if checkpoints else None
     restored = checkpointer.restore() if checkpointer else None
@@ -106,7 +116,6 @@ def train(
         log.info("epoch %d: train loss %.4f, eval %s", epoch + 1, float(finite.mean()) if finite.size else math.nan, metrics)
         if result.stopped:
             break
-    telemetry.flush()
     report = GradientReport.build(
         pre_clip_norms=norms,
         losses=losses,
@@ -121,6 +130,8 @@ def train(
         eval_accuracy=metrics["accuracy"],
         resumed_from_step=restored.step if restored else None,
     )
+    telemetry.record_end(int(loop.step.numpy()), dashboards.final_metrics(report), loop.stopped)
+    telemetry.flush()
     if checkpointer:
         checkpointer.remove()  # done: a later run with caching off trains afresh
     return model, report
@@ -138,7 +149,10 @@ def run_fn(fn_args: FnArgs) -> None:
             {k: v for k, v in fn_args.custom_config.items() if k != CHECKPOINT_ROOT_KEY},
             [fn_args.transform_output, *fn_args.train_files, *fn_args.eval_files],
         )
-    model, report = train(train_split, eval_split, fn_args.model_run_dir, options, clip, telemetry_options, checkpoints)
+    model, report = train(
+        train_split, eval_split, fn_args.model_run_dir, options, clip, telemetry_options, checkpoints,
+        {key: fn_args.custom_config[key] for key in UPSTREAM_KEYS if key in fn_args.custom_config},
+    )
     path = report.write(fn_args.model_run_dir)
     print("Gradient report (" + path + "):\n  " + "\n  ".join(report.lines()), flush=True)
     export.export_serving_model(model, transform_output, fn_args.serving_model_dir)

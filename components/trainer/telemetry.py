@@ -8,7 +8,7 @@ whole series wrongly); they are counted in ``nonfinite/steps`` instead.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import math
 import os
@@ -16,14 +16,15 @@ import os
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.util import event_pb2
+from tensorboard.plugins.custom_scalar import layout_pb2, summary as custom_scalar_summary
+from tensorboard.plugins.hparams import api as hp, api_pb2 as hparams_api_pb2, summary as hparams_summary
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 
+from components.trainer import tags
 from components.trainer.clipping import ClipStats
 from components.trainer.options import TelemetryOptions
 
-TRAIN_RUN = "train"
-EVAL_RUN = "eval"
 HISTOGRAM_BUCKETS = 30
 _EDGE_FRACTIONS = np.linspace(0.0, 1.0, HISTOGRAM_BUCKETS + 1)  # float64
 
@@ -70,10 +71,21 @@ class Telemetry:
 
     def __init__(self, logdir: str, variable_names: Sequence[str], options: TelemetryOptions):
         self.logdir = logdir
-        self.writer = tf.summary.create_file_writer(f"{logdir}/{TRAIN_RUN}")
-        self.eval_writer = tf.summary.create_file_writer(f"{logdir}/{EVAL_RUN}")
+        self.writer = tf.summary.create_file_writer(f"{logdir}/{tags.TRAIN_RUN}")
+        self.eval_writer = tf.summary.create_file_writer(f"{logdir}/{tags.EVAL_RUN}")
         self.names = list(variable_names)
         self.options = options
+
+    def record_start(self, layout: layout_pb2.Layout, hparams: Mapping[str, object]) -> None:
+        """The dashboards' layout and this run's settings, before the first step.
+
+        The HParams trial is named after the log folder (under TFX, the Trainer's
+        execution id: ``trainer-7``), so every run is a row of its own even
+        when two share their settings."""
+        trial = "trainer-" + os.path.basename(os.path.normpath(self.logdir))
+        with self.writer.as_default():
+            tf.summary.experimental.write_raw_pb(custom_scalar_summary.pb(layout).SerializeToString(), step=0)
+            hp.hparams(dict(hparams), trial_id=trial)
 
     def record_step(
         self,
@@ -84,29 +96,35 @@ class Telemetry:
         finite: tf.Tensor,
         clipped_steps: tf.Tensor,
         nonfinite_steps: tf.Tensor,
+        recent_clipped: tf.Tensor,
     ) -> None:
-        """Per-step scalars (call inside the training tf.function); the clipped
-        fraction counts finite steps only (skipped steps were not clipped)."""
+        """Per-step scalars (call inside the training tf.function). The clipped
+        fractions count finite steps only (skipped steps were not clipped):
+        so far, and over ``recent_clipped``, the clipped flags (1/0) of the last
+        finite steps, a ring the loop keeps of ``clip_rate_window`` slots."""
         if not self.options.scalars:
             return
         finite_steps = tf.maximum(step + 1 - nonfinite_steps, 1)
         clipped_fraction = tf.cast(clipped_steps, tf.float32) / tf.cast(finite_steps, tf.float32)
+        window = tf.minimum(finite_steps, tf.size(recent_clipped, out_type=tf.int64))
+        recent_fraction = tf.reduce_sum(recent_clipped) / tf.cast(window, tf.float32)
 
         def finite_step_scalars() -> None:
-            write_scalar("loss", loss, step)
-            write_scalar("grad_norm/pre_clip", stats.pre_global, step)
-            write_scalar("grad_norm/post_clip", stats.post_global, step)
-            write_scalar("clip/scale", stats.scale, step)
-            write_scalar("clip/clipped", tf.cast(stats.scale < 1.0, tf.float32), step)
-            write_scalar("clip/clipped_fraction", clipped_fraction, step)
+            write_scalar(tags.LOSS, loss, step)
+            write_scalar(tags.PRE_CLIP, stats.pre_global, step)
+            write_scalar(tags.POST_CLIP, stats.post_global, step)
+            write_scalar(tags.SCALE, stats.scale, step)
+            write_scalar(tags.CLIPPED, tf.cast(stats.scale < 1.0, tf.float32), step)
+            write_scalar(tags.CLIPPED_FRACTION, clipped_fraction, step)
+            write_scalar(tags.CLIPPED_RECENT, recent_fraction, step)
             self._write_threshold(stats.threshold, step)
             for i, name in enumerate(self.names):
-                write_scalar(f"grad_norm/pre_clip/{name}", stats.pre_norms[i], step)
-                write_scalar(f"grad_norm/post_clip/{name}", stats.post_norms[i], step)
+                write_scalar(tags.variable_norm(name, tags.PRE), stats.pre_norms[i], step)
+                write_scalar(tags.variable_norm(name, tags.POST), stats.post_norms[i], step)
 
         with self.writer.as_default():
-            write_scalar("nonfinite/steps", nonfinite_steps, step)
-            write_scalar("learning_rate", learning_rate, step)
+            write_scalar(tags.NONFINITE, nonfinite_steps, step)
+            write_scalar(tags.LEARNING_RATE, learning_rate, step)
             # One branch for all of them: a cond per summary costs more than the writes.
             tf.cond(finite, finite_step_scalars, _nothing)
 
@@ -116,9 +134,9 @@ class Telemetry:
         strategy's threshold is a constant (no per-step branch), else per step."""
         constant = tf.get_static_value(threshold)
         if constant is None:
-            tf.cond(tf.math.is_finite(threshold), lambda: write_scalar("clip/threshold", threshold, step), _nothing)
+            tf.cond(tf.math.is_finite(threshold), lambda: write_scalar(tags.THRESHOLD, threshold, step), _nothing)
         elif math.isfinite(float(constant)):
-            write_scalar("clip/threshold", threshold, step)
+            write_scalar(tags.THRESHOLD, threshold, step)
 
     def record_histograms(
         self,
@@ -138,9 +156,9 @@ class Telemetry:
 
         def histograms() -> None:
             for name, grad, post, var in zip(self.names, grads, clipped, variables):
-                write_histogram(f"grad_hist/pre_clip/{name}", grad, step)
-                write_histogram(f"grad_hist/post_clip/{name}", post, step)
-                write_histogram(f"weights/{name}", var, step)
+                write_histogram(tags.gradient_histogram(name, tags.PRE), grad, step)
+                write_histogram(tags.gradient_histogram(name, tags.POST), post, step)
+                write_histogram(tags.weights_histogram(name), var, step)
 
         with self.writer.as_default():
             tf.cond(when, histograms, _nothing)
@@ -156,6 +174,15 @@ class Telemetry:
             for name, value in metrics.items():
                 write_scalar(name, value, step)
 
+    def record_end(self, step: int, final: Mapping[str, float], diverged: bool) -> None:
+        """End-of-run values (``final/*``), what the HParams table shows for this run, and its
+        status there: success, or failure where training diverged."""
+        status = hparams_api_pb2.STATUS_FAILURE if diverged else hparams_api_pb2.STATUS_SUCCESS
+        with self.writer.as_default():
+            for tag, value in final.items():
+                write_scalar(tag, value, step)
+            tf.summary.experimental.write_raw_pb(hparams_summary.session_end_pb(status).SerializeToString(), step=step)
+
     def import_previous(self, previous_logdir: str, before_step: int) -> None:
         """Copies an interrupted run's events for steps before ``before_step``.
 
@@ -163,7 +190,7 @@ class Telemetry:
         checkpoint comes along, while steps after the checkpoint (redone
         now) are left out so no series has two values for one step.
         """
-        for run in (TRAIN_RUN, EVAL_RUN):
+        for run in (tags.TRAIN_RUN, tags.EVAL_RUN):
             source = os.path.join(previous_logdir, run)
             files = sorted(tf.io.gfile.glob(os.path.join(source, "*tfevents*")))
             # "0" sorts before the writers' timestamps: TensorBoard reads this file first.

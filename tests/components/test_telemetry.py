@@ -23,8 +23,8 @@ def test_per_step_scalar_tags(run):
     logdir, report, _ = run
     events = read_run(logdir)
     expected = {"loss", "learning_rate", "grad_norm/pre_clip", "grad_norm/post_clip", "clip/scale", "clip/clipped",
-                "clip/clipped_fraction", "clip/threshold", "nonfinite/steps"}
-    expected |= {f"grad_norm/{when}/{name}" for when in ("pre_clip", "post_clip") for name in VARIABLES}
+                "clip/clipped_fraction", "clip/clipped_fraction_recent", "clip/threshold", "nonfinite/steps"}
+    expected |= {f"grad_norm/{name}/{when}" for when in ("pre_clip", "post_clip") for name in VARIABLES}
     assert expected <= set(events)
     for tag in expected:
         assert sorted(events[tag]) == list(range(12)), tag
@@ -40,7 +40,7 @@ def test_pre_clip_norm_equals_an_independent_computation(run):
     events = read_run(logdir)
     assert float(events["grad_norm/pre_clip"][0]) == pytest.approx(float(tf.linalg.global_norm(grads)), rel=1e-5)
     for name, grad in zip(VARIABLES, grads):
-        assert float(events[f"grad_norm/pre_clip/{name}"][0]) == pytest.approx(float(tf.norm(grad)), rel=1e-5)
+        assert float(events[f"grad_norm/{name}/pre_clip"][0]) == pytest.approx(float(tf.norm(grad)), rel=1e-5)
     assert float(events["loss"][0]) == pytest.approx(float(loss), rel=1e-6)
 
 
@@ -58,13 +58,23 @@ def test_post_clip_never_exceeds_threshold_and_scale_is_consistent(run):
     assert report.clipped_fraction == pytest.approx(np.mean(clipped), rel=1e-6)
 
 
+def test_recent_clip_rate_is_the_mean_of_the_last_window_of_steps(run):
+    logdir, _, _ = run
+    events = read_run(logdir)
+    clipped = np.array([float(events["clip/clipped"][s]) for s in range(12)])
+    assert 0 < clipped.sum() < 12  # the window sees both kinds of step
+    for step in range(12):
+        expected = clipped[max(0, step - 4) : step + 1].mean()  # tiny_run's window: 5 steps
+        assert float(events["clip/clipped_fraction_recent"][step]) == pytest.approx(expected, rel=1e-6), step
+
+
 def test_histograms_at_the_configured_cadence(run):
     logdir, _, _ = run
     events = read_run(logdir)
-    for kind in ("grad_hist/pre_clip", "grad_hist/post_clip", "weights"):
-        for name in VARIABLES:
-            steps = events[f"{kind}/{name}"]
-            assert sorted(steps) == [0, 5, 10], f"{kind}/{name}"
+    for name in VARIABLES:
+        for tag in (f"grad_hist/{name}/pre_clip", f"grad_hist/{name}/post_clip", f"weights/{name}"):
+            steps = events[tag]
+            assert sorted(steps) == [0, 5, 10], tag
             buckets = steps[0]
             assert buckets.shape == (30, 3)
             assert buckets[:, 2].sum() == {"dense_0/kernel": 784 * 16, "dense_0/bias": 16,
@@ -78,7 +88,7 @@ def test_histogram_matches_the_gradient(run):
     with tf.GradientTape() as tape:
         loss = make_loss("mse")(labels, model(images))
     grad = tape.gradient(loss, model.kernels[1]).numpy().ravel()
-    buckets = read_run(logdir)["grad_hist/pre_clip/dense_1/kernel"][0]
+    buckets = read_run(logdir)["grad_hist/dense_1/kernel/pre_clip"][0]
     assert buckets[0, 0] == pytest.approx(grad.min(), rel=1e-5)
     assert buckets[-1, 1] == pytest.approx(grad.max(), rel=1e-5)
     counts, _ = np.histogram(grad, bins=30, range=(grad.min(), grad.max()))
@@ -102,8 +112,30 @@ def test_gradient_report(run):
     assert report.p99_pre_clip_norm == pytest.approx(np.percentile(norms, 99), rel=1e-6)
     assert report.first_clipped_step == int(np.flatnonzero(norms > 0.5)[0])
     assert report.nonfinite_steps == 0 and report.diverged_at_step is None
-    per_var = {name: max(float(events[f"grad_norm/pre_clip/{name}"][s]) for s in range(12)) for name in VARIABLES}
+    per_var = {name: max(float(events[f"grad_norm/{name}/pre_clip"][s]) for s in range(12)) for name in VARIABLES}
     assert report.largest_norm_variable == max(per_var, key=per_var.get)
+    assert report.p90_pre_clip_norm == pytest.approx(np.percentile(norms, 90), rel=1e-6)
+    for name, q in (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100)):
+        value = np.percentile(norms, q)
+        assert report.threshold_advice[name]["threshold"] == pytest.approx(value, rel=1e-6)
+        assert report.threshold_advice[name]["steps_touched"] == np.mean(norms > value)
+    assert report.threshold_advice["max"]["steps_touched"] == 0.0
+    line = next(line for line in report.lines() if line.startswith("threshold advice: "))
+    median, p90 = np.percentile(norms, [50, 90])
+    assert f"a global-norm clip at p50 = {median:.3g} would have touched {np.mean(norms > median):.1%} of steps" in line
+    assert f"; at p90 = {p90:.3g}, {np.mean(norms > p90):.1%};" in line and line.endswith("at max = "
+                                                                                      f"{norms.max():.3g}, 0.0%")
+
+
+def test_end_of_run_values_and_settings_for_the_hparams_table(run):
+    logdir, report, options = run
+    events = read_run(logdir)
+    final = {tag: float(series[12]) for tag, series in events.items() if tag.startswith("final/")}
+    assert final == pytest.approx({
+        "final/eval_accuracy": report.eval_accuracy, "final/final_loss": report.final_loss,
+        "final/max_pre_clip_norm": report.max_pre_clip_norm, "final/p99_pre_clip_norm": report.p99_pre_clip_norm,
+        "final/clipped_fraction": report.clipped_fraction, "final/nonfinite_steps": 0.0, "final/diverged": 0.0,
+    }, rel=1e-6)
 
 
 def test_learning_rate_is_the_cosine_schedules_value_at_each_step(run):

@@ -22,4 +22,4 @@ def tiny_run(logdir: str, train_split=None, epochs: int = 12, batch_size: int = 
     options = TrainerOptions(hidden_units=(16,), optimizer="sgd", learning_rate=0.1, loss=loss, epochs=epochs,
                              batch_size=batch_size, steps_per_call=4, seed=3)
     return train(train_split or synthetic_split(), synthetic_split(1), logdir, options, clip,
-                 TelemetryOptions(histogram_every_n_steps=every)), options
+                 TelemetryOptions(histogram_every_n_steps=every, clip_rate_window=5)), options

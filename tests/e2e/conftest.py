@@ -1,6 +1,11 @@
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
-from tests.e2e.run_cli import COMMON, run_pipeline
+from tests.e2e.run_cli import COMMON, REPO, run_pipeline
 
 
 @pytest.fixture(scope="session")
@@ -12,3 +17,17 @@ def first_run(mnist_slice, tmp_path_factory):
     result = run_pipeline("--data-dir", mnist_slice, "--output-dir", output_dir, *COMMON)
     assert result.returncode == 0, result.stderr[-3000:]
     return output_dir, result
+
+
+@pytest.fixture(scope="session")
+def experiment(mnist_slice, tmp_path_factory):
+    """``pipeline.experiment explode`` on the slice, 2 epochs: two Trainer runs (clipping off, on) in one output dir."""
+    output_dir = str(tmp_path_factory.mktemp("explode"))
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.experiment", "explode", "--data-dir", mnist_slice, "--output-dir", output_dir,
+         "--epochs", "2", "--set", "telemetry.histogram_every_n_steps=50"],
+        capture_output=True, text=True, timeout=900, cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]  # divergence is an outcome, not a failure
+    with open(os.path.join(output_dir, "experiment.json")) as f:
+        return output_dir, result, json.load(f)

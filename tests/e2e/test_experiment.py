@@ -1,5 +1,4 @@
 """`pipeline.experiment explode` on a slice: both runs, the figure, and a report whose numbers match the event files."""
-import json
 import os
 import subprocess
 import sys
@@ -9,19 +8,6 @@ import pytest
 
 from pipeline.events import read_run, scalar_curve
 from tests.e2e.run_cli import REPO
-
-
-@pytest.fixture(scope="module")
-def experiment(mnist_slice, tmp_path_factory):
-    output_dir = str(tmp_path_factory.mktemp("explode"))
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline.experiment", "explode", "--data-dir", mnist_slice, "--output-dir", output_dir,
-         "--epochs", "2", "--set", "telemetry.histogram_every_n_steps=50"],
-        capture_output=True, text=True, timeout=900, cwd=REPO,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]  # divergence is an outcome, not a failure
-    with open(os.path.join(output_dir, "experiment.json")) as f:
-        return output_dir, result, json.load(f)
 
 
 def test_unclipped_diverges_and_clipped_trains(experiment):
@@ -49,7 +35,7 @@ def test_report_numbers_match_the_event_files(experiment):
         assert run["max_post_clip_norm"] == pytest.approx(post.max())
         assert f"{pre.max():.4g}" in report and f"{loss[-1]:.4g}" in report
         for step in (0, 1):
-            value = float(events["grad_norm/pre_clip/dense_0/kernel"][step])
+            value = float(events["grad_norm/dense_0/kernel/pre_clip"][step])
             assert run["variable_norms_steps_0_1"]["dense_0/kernel"][str(step)] == pytest.approx(value)
             assert f"{value:.4g}" in report
         assert run["clipped_steps"] == int(np.sum([float(v) for v in events["clip/clipped"].values()]))

@@ -12,6 +12,7 @@ from components.example_gen.readers import read_idx_split
 from components.evaluator.eval_config import ACCURACY_METRIC
 from components.example_gen.records import serialize_examples
 from pipeline import metadata
+from pipeline.events import read_run, scalar_curve
 from tests.e2e.reference import reference_executions
 from tests.e2e.run_cli import COMMON, NODES, REPO, run_pipeline, read_summary, states as _states
 
@@ -30,6 +31,21 @@ def test_first_run_executes_every_component_and_blesses(first_run):
     assert all(info["wall_seconds"] > 0 for info in summary["components"].values())
     assert f"eval accuracy: {summary['eval_accuracy']:.4f}" in result.stdout
     assert "--logdir " + summary["tensorboard_logdir"] in result.stdout
+
+
+def test_the_default_run_clips(first_run):
+    """The default global-norm threshold binds for the default model, and nothing passes it."""
+    summary = read_summary(first_run[0])
+    threshold = summary["config"]["clip"]["threshold"]
+    assert summary["config"]["clip"]["strategy"] == "global_norm" and threshold == 0.5
+    assert summary["gradient_report"]["clipped_fraction"] > 0
+    events = read_run(summary["tensorboard_logdir"])
+    _, pre = scalar_curve(events["grad_norm/pre_clip"])
+    _, post = scalar_curve(events["grad_norm/post_clip"])
+    clipped = pre > threshold
+    assert clipped.any() and post.max() <= threshold * (1 + 1e-5)
+    assert summary["gradient_report"]["clipped_fraction"] == pytest.approx(clipped.mean())
+    np.testing.assert_allclose(post[clipped], threshold, rtol=1e-5)  # clipped steps sit at the threshold
 
 
 def test_evaluation_has_accuracy_per_label_slice(first_run, mnist_slice):

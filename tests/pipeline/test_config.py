@@ -13,7 +13,7 @@ from tests.e2e.run_cli import REPO
 def test_defaults_are_the_documented_ones():
     config = load_config()
     assert config.trainer.hidden_units == (512, 256)
-    assert config.clip.strategy == "global_norm" and config.clip.threshold == 15.0
+    assert config.clip.strategy == "global_norm" and config.clip.threshold == 0.5
     assert config.transform.mode == "divide" and config.transform.divisor == 255.0
     assert config.evaluator.accuracy_threshold == 0.95
     assert config.pipeline.output_dir == "runs"

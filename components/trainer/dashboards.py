@@ -1,0 +1,142 @@
+"""What a user sees first in TensorBoard: the Clipping dashboard and the HParams table.
+
+The Trainer writes both into its ``train`` run: the Custom Scalars layout and
+its settings as an HParams session when training starts, so a run in progress
+already has its charts, and its end-of-run numbers as ``final/*`` scalars when
+it ends (the HParams plugin shows the last value of a tag, so per-step series
+would show only their last step). ``pipeline.tensorboard`` writes the
+experiment: the columns, and the values each setting took.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Dict, Mapping, Sequence
+
+from tensorboard.plugins.custom_scalar import layout_pb2
+from tensorboard.plugins.hparams import api as hp, api_pb2 as hparams_api_pb2, summary as hparams_summary
+from tensorboard.compat.proto import summary_pb2
+
+from components.trainer import tags
+from components.trainer.options import STRATEGY_SETTINGS
+from components.trainer.report import GradientReport
+
+CLIPPING, PER_VARIABLE, TRAINING = "Clipping", "Per variable", "Training"
+NORMS_CHART = "global gradient norm: pre-clip, post-clip and the threshold"
+
+# The settings recorded per run, by their ``--set`` names (``pipeline.tensorboard``
+# reads the same names from ML Metadata).
+HPARAMS = (
+    "clip.strategy", "clip.threshold", "clip.lo", "clip.hi", "clip.percentile", "clip.window",
+    "trainer.optimizer", "trainer.learning_rate", "trainer.lr_schedule", "trainer.loss", "trainer.init",
+    "trainer.hidden_units", "transform.mode", "transform.divisor", "trainer.batch_size", "trainer.epochs",
+    "trainer.seed",
+)
+# End-of-run metric (tag under tags.FINAL) -> column title, in the table's column order: what
+# decides between runs first.
+METRICS = {
+    "eval_accuracy": "eval accuracy",
+    "diverged": "diverged (1 = yes)",
+    "clipped_fraction": "fraction of steps clipped",
+    "max_pre_clip_norm": "max pre-clip norm",
+    "p99_pre_clip_norm": "p99 pre-clip norm",
+    "nonfinite_steps": "non-finite steps",
+    "final_loss": "final loss",
+}
+
+
+def _whole_tag(tag: str) -> str:
+    """The plugin matches a chart's regexes from the start of a tag (``re.match``); ``$`` makes it the whole tag."""
+    return re.escape(tag) + "$"
+
+
+def _chart(title: str, *chart_tags: str) -> layout_pb2.Chart:
+    return layout_pb2.Chart(title=title, multiline=layout_pb2.MultilineChartContent(tag=map(_whole_tag, chart_tags)))
+
+
+def clipping_layout(variable_names: Sequence[str], recent_window: int) -> layout_pb2.Layout:
+    """Clipping, then each variable's pre- and post-clip norms, then training curves.
+
+    Every run writes the same titles, so TensorBoard merges the runs' layouts
+    into one set of charts with a line per run."""
+    clipping = [
+        _chart(NORMS_CHART, tags.PRE_CLIP, tags.POST_CLIP, tags.THRESHOLD),
+        _chart(f"how often clipping fires: fraction of steps so far, and of the last {recent_window}",
+               tags.CLIPPED_FRACTION, tags.CLIPPED_RECENT),
+        _chart("clip scale factor (post-clip / pre-clip norm; 1 = untouched)", tags.SCALE),
+    ]
+    per_variable = [
+        _chart(f"{name}: gradient norm pre- and post-clip", tags.variable_norm(name, tags.PRE),
+               tags.variable_norm(name, tags.POST))
+        for name in variable_names
+    ]
+    training = [
+        _chart("loss (train per step, eval per epoch)", tags.LOSS),
+        _chart("eval accuracy", tags.ACCURACY),
+        _chart("learning rate", tags.LEARNING_RATE),
+        _chart("non-finite steps so far (skipped: no update)", tags.NONFINITE),
+    ]
+    return layout_pb2.Layout(category=[
+        layout_pb2.Category(title=CLIPPING, chart=clipping),
+        layout_pb2.Category(title=PER_VARIABLE, chart=per_variable),
+        layout_pb2.Category(title=TRAINING, chart=training),
+    ])
+
+
+def flatten_settings(config: Mapping[str, object], prefix: str = "") -> Dict[str, object]:
+    """``{"clip": {"threshold": 15.0}}`` -> ``{"clip.threshold": 15.0}``; lists become tuples."""
+    flat: Dict[str, object] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten_settings(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
+    return flat
+
+
+def hparam_values(settings: Mapping[str, object]) -> Dict[str, object]:
+    """One run's HParams from its flattened settings; a list (hidden units) as ``512-256``.
+
+    Clip settings its strategy does not read are left out (a blank cell), so
+    a ``none`` run shows no threshold and the columns a table opens with are
+    ones that mean something."""
+    unused = {
+        f"clip.{name}" for names in STRATEGY_SETTINGS.values() for name in names
+        if name not in STRATEGY_SETTINGS.get(str(settings.get("clip.strategy")), ())
+    }
+    return {
+        key: "-".join(map(str, settings[key])) if isinstance(settings[key], (list, tuple)) else settings[key]
+        for key in HPARAMS if key in settings and key not in unused
+    }
+
+
+def final_metrics(report: GradientReport) -> Dict[str, float]:
+    """The end-of-run values by tag; non-finite ones left out (TensorBoard would draw a NaN as a value)."""
+    values = {
+        "eval_accuracy": report.eval_accuracy,
+        "diverged": float(report.diverged_at_step is not None),
+        "clipped_fraction": report.clipped_fraction,
+        "max_pre_clip_norm": report.max_pre_clip_norm,
+        "p99_pre_clip_norm": report.p99_pre_clip_norm,
+        "nonfinite_steps": report.nonfinite_steps,
+        "final_loss": report.final_loss,
+    }
+    return {tags.FINAL + name: float(v) for name, v in values.items() if math.isfinite(v)}
+
+
+def experiment_summary(runs: Sequence[Mapping[str, object]]) -> summary_pb2.Summary:
+    """The HParams experiment over runs (their ``hparam_values``): a column per
+    setting any run has, with the values the runs took, and a column per metric.
+
+    Settings that differ between runs are marked so; TensorBoard lists them
+    first and shows the first few columns by default."""
+    columns = []
+    for key in HPARAMS:
+        values = sorted({run[key] for run in runs if key in run}, key=str)
+        if values:
+            column = hparams_api_pb2.HParamInfo(name=key, differs=len(values) > 1)
+            hp.Discrete(values).update_hparam_info(column)
+            columns.append(column)
+    metrics = [hp.Metric(tags.FINAL + name, display_name=title).as_proto() for name, title in METRICS.items()]
+    # The v1 summary module builds TensorFlow's Summary class; the same message as TensorBoard's.
+    return summary_pb2.Summary.FromString(hparams_summary.experiment_pb(columns, metrics).SerializeToString())
