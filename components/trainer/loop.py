@@ -97,17 +97,18 @@ class TrainingLoop:
         tf.cond(finite, update, lambda: None)
         clipped_now = tf.logical_and(finite, stats.scale < 1.0)
         nonfinite_now = tf.logical_not(finite)
-        # Branch-free: a non-finite step rewrites its slot with the value already there.
-        slot = (self.step - self.nonfinite_steps) % self.recent_clipped.shape[0]
-        self.recent_clipped.scatter_nd_update(
-            [[slot]], [tf.where(finite, tf.cast(clipped_now, tf.float32), self.recent_clipped[slot])]
-        )
         self.clipped_steps.assign_add(tf.cast(clipped_now, tf.int64))
         self.nonfinite_steps.assign_add(tf.cast(nonfinite_now, tf.int64))
         self.consecutive_nonfinite.assign(tf.where(finite, tf.constant(0, tf.int64), self.consecutive_nonfinite + 1))
         _record_first(self.first_clipped_step, clipped_now, self.step)
         _record_first(self.first_nonfinite_step, nonfinite_now, self.step)
         if self.telemetry is not None:
+            # The slot of this step if finite: the finite steps before it. Branch-free: a
+            # non-finite step rewrites a slot with the value already there.
+            slot = (self.step - self.nonfinite_steps) % self.recent_clipped.shape[0]
+            self.recent_clipped.scatter_nd_update(
+                [[slot]], [tf.where(finite, tf.cast(clipped_now, tf.float32), self.recent_clipped[slot])]
+            )
             self.telemetry.record_step(
                 self.step, loss, learning_rate, stats, finite, self.clipped_steps, self.nonfinite_steps,
                 self.recent_clipped,

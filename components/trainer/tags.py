@@ -27,6 +27,8 @@ CLIPPED_FRACTION = "clip/clipped_fraction"  # of the finite steps so far
 CLIPPED_RECENT = "clip/clipped_fraction_recent"  # of the last telemetry.clip_rate_window finite steps
 NONFINITE = "nonfinite/steps"  # count so far
 FINAL = "final/"  # prefix of the end-of-run values (HParams metrics)
+# Plugins of the records that describe a run rather than measure a step (the Clipping layout, HParams).
+RUN_RECORD_PLUGINS = ("custom_scalars", "hparams")
 PRE, POST = "pre_clip", "post_clip"
 
 

@@ -60,6 +60,10 @@ _HISTOGRAM_METADATA = histogram_metadata.create_summary_metadata(display_name=No
 _SCALAR_METADATA = scalar_metadata.create_summary_metadata(display_name=None, description=None)
 
 
+def _describes_run(event: event_pb2.Event) -> bool:
+    return any(value.metadata.plugin_data.plugin_name in tags.RUN_RECORD_PLUGINS for value in event.summary.value)
+
+
 def _nothing() -> None:
     """The empty branch of a ``tf.cond`` whose other branch only writes summaries."""
 
@@ -188,7 +192,8 @@ class Telemetry:
 
         A resumed Trainer writes into a new ModelRun; its history up to the
         checkpoint comes along, while steps after the checkpoint (redone
-        now) are left out so no series has two values for one step.
+        now) are left out so no series has two values for one step, and so
+        are the old run's layout and HParams (this run wrote its own).
         """
         for run in (tags.TRAIN_RUN, tags.EVAL_RUN):
             source = os.path.join(previous_logdir, run)
@@ -198,7 +203,7 @@ class Telemetry:
             with tf.io.TFRecordWriter(target) as out:
                 for record in tf.data.TFRecordDataset(files):
                     event = event_pb2.Event.FromString(record.numpy())
-                    if not event.HasField("summary") or event.step < before_step:
+                    if not event.HasField("summary") or (event.step < before_step and not _describes_run(event)):
                         out.write(record.numpy())
 
     def flush(self) -> None:

@@ -1,8 +1,12 @@
 """Interrupted training resumes from its checkpoint and ends where an uninterrupted run ends."""
+import glob
 import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
+from tensorboard.compat.proto import event_pb2
+from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from components.trainer import checkpoint
 from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
@@ -63,6 +67,14 @@ def test_resumed_logs_hold_each_step_once(tmp_path, monkeypatch):
     assert sorted(events["grad_norm/pre_clip"]) == list(range(12))  # 0-6 copied, 7-11 trained again
     assert sorted(events["grad_hist/dense_0/kernel/pre_clip"]) == [0, 4, 8]
     assert sorted(read_run(str(tmp_path / "resumed"), "eval")["accuracy"]) == [4, 8, 12]
+    # One layout and one HParams session, the resumed run's own (not the interrupted run's as well).
+    records = [value for path in glob.glob(str(tmp_path / "resumed" / "train" / "*tfevents*"))
+               for record in tf.data.TFRecordDataset(path)
+               for value in event_pb2.Event.FromString(record.numpy()).summary.value]
+    assert [v.tag for v in records].count("custom_scalars__config__") == 1
+    sessions = [hparams_metadata.parse_session_start_info_plugin_data(v.metadata.plugin_data.content)
+                for v in records if v.tag == hparams_metadata.SESSION_START_INFO_TAG]
+    assert [s.group_name for s in sessions] == ["trainer-resumed"]
 
 
 def test_key_follows_settings_and_inputs():
