@@ -12,11 +12,13 @@ from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGe
 from tfx.orchestration.pipeline import Pipeline
 from tfx.proto.pusher_pb2 import PushDestination
 
+from components.evaluator import accuracy
 from components.evaluator.eval_config import build_eval_config
 from components.example_gen.component import MnistExampleGen, input_config
 from components.common.typed import to_dict
 from components.validation.gate import AnomalyGate
 from components.validation.health import TrainingHealthGate
+from pipeline import fingerprint
 from pipeline.config import PipelineConfig
 from pipeline.paths import RunPaths
 
@@ -25,6 +27,17 @@ SCHEMA_PATH = os.path.join("schemas", "mnist", "schema.pbtxt")  # relative to th
 SCHEMA_FILE = os.path.join(PROJECT_ROOT, SCHEMA_PATH)
 PREPROCESSING_FN = "components.transform.preprocessing.preprocessing_fn"
 RUN_FN = "components.trainer.run_fn.run_fn"
+# The project code each component runs, by entry module: its cache key follows those files and
+# every project module they import (pipeline/fingerprint.py), so an edit is never answered from
+# the cache. ImportSchemaGen's key follows the curated schema file's bytes the same way.
+COMPONENT_CODE = {
+    "MnistExampleGen": (MnistExampleGen.__module__,),
+    "AnomalyGate": (AnomalyGate.__module__,),
+    "Transform": (PREPROCESSING_FN.rsplit(".", 1)[0],),
+    "Trainer": (RUN_FN.rsplit(".", 1)[0],),
+    "Evaluator": (accuracy.__name__,),  # the metric TFMA loads by module name
+    "TrainingHealthGate": (TrainingHealthGate.__module__,),
+}
 
 
 def create_pipeline(
@@ -81,13 +94,18 @@ def create_pipeline(
             filesystem=PushDestination.Filesystem(base_directory=paths.serving_model)
         ),
     )
+    components = [
+        example_gen, statistics_gen, schema_gen, example_validator, anomaly_gate,
+        transform, trainer, evaluator, health_gate, pusher,
+    ]
+    for component in components:
+        if component.id in COMPONENT_CODE:
+            fingerprint.attach(component, fingerprint.code_fingerprint(COMPONENT_CODE[component.id]))
+    fingerprint.attach(schema_gen, fingerprint.fingerprint_files([SCHEMA_PATH]))
     return Pipeline(
         pipeline_name=config.pipeline.name,
         pipeline_root=paths.pipeline_root,
-        components=[
-            example_gen, statistics_gen, schema_gen, example_validator, anomaly_gate,
-            transform, trainer, evaluator, health_gate, pusher,
-        ],
+        components=components,
         enable_cache=config.pipeline.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.pipeline.beam_args),

@@ -13,7 +13,8 @@ from typing import Any, Dict
 
 from components.common.errors import ConfigError
 from pipeline.config import PipelineConfig
-from pipeline.pipeline import SCHEMA_PATH, create_pipeline
+from pipeline import fingerprint
+from pipeline.pipeline import COMPONENT_CODE, SCHEMA_PATH, create_pipeline
 
 IMAGE_PROJECT_ROOT = "/clipflow"  # where the Dockerfile puts this project inside the image
 INSTALL_HINT = "install the kfp extra: .venv/bin/pip install -c constraints.txt -e '.[kfp]'"
@@ -73,12 +74,21 @@ def submit_to_vertex(config: PipelineConfig, spec_file: str) -> str:
     return job.resource_name
 
 
+def _repository(image: str) -> str:
+    """``gcr.io/p/clipflow:latest`` -> ``gcr.io/p/clipflow`` (a registry's ``host:port/`` is not a tag)."""
+    head, _, last = image.rpartition("/")
+    return f"{head}/{last.split(':')[0]}" if head else last.split(":")[0]
+
+
 def run(config: PipelineConfig) -> str:
     spec_file = config.kubeflow.output_file
     write_spec(compile_spec(config), spec_file)
+    code = fingerprint.code_fingerprint([module for modules in COMPONENT_CODE.values() for module in modules])
     lines = [
         f"compiled KFP v2 PipelineSpec: {spec_file}",
         f"  image: {config.kubeflow.image} (build it from the Dockerfile and push it where the cluster pulls from)",
+        f"  code: {code[:12]} (each component's code_fingerprint is in the spec; tag the image built from this "
+        f"checkout with it, e.g. {_repository(config.kubeflow.image)}:{code[:12]}, to tell which image holds the spec's code)",
         f"  pipeline root: {config.pipeline.output_dir}",
         f"  data: {config.data.data_dir}",
     ]

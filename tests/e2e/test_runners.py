@@ -8,7 +8,8 @@ import pytest
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from pipeline.pipeline import SCHEMA_FILE, SCHEMA_PATH, create_pipeline
+from pipeline.fingerprint import code_fingerprint
+from pipeline.pipeline import COMPONENT_CODE, SCHEMA_FILE, SCHEMA_PATH, create_pipeline
 from pipeline.run import build_config
 from pipeline.summary import overall_accuracy
 from pipeline.runners.kubeflow_v2 import IMAGE_PROJECT_ROOT
@@ -35,6 +36,8 @@ def compiled(first_run, mnist_slice, tmp_path_factory):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"compiled KFP v2 PipelineSpec: {spec_file}" in result.stdout
+    code = code_fingerprint([module for modules in COMPONENT_CODE.values() for module in modules])
+    assert f"e.g. gcr.io/example/clipflow:{code[:12]}, to tell" in result.stdout
     with open(spec_file) as f:
         job = json_format.ParseDict(json.load(f), pipeline_spec_pb2.PipelineJob())
     spec = json_format.ParseDict(json_format.MessageToDict(job.pipeline_spec), pipeline_spec_pb2.PipelineSpec())
@@ -69,6 +72,8 @@ def test_kubeflow_v2_parameters_equal_the_local_runs_settings(compiled, first_ru
                 continue
             assert spec_value(parameter) == mlmd_value(local[key]), (name, key)
             compared += 1
+    for name, modules in COMPONENT_CODE.items():  # the code each component runs, recorded in the spec
+        assert spec_value(spec.root.dag.tasks[name].inputs.parameters["code_fingerprint"]) == code_fingerprint(modules)
     trainer = spec.root.dag.tasks["Trainer"].inputs.parameters["custom_config"]
     assert json.loads(spec_value(trainer))["telemetry"]["histogram_every_n_steps"] == 20  # --set reached the spec
     assert compared >= 20
