@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Dict, Mapping, Sequence
+from typing import TYPE_CHECKING, Dict, Mapping, Sequence
 
-from tensorboard.plugins.custom_scalar import layout_pb2
-from tensorboard.plugins.hparams import api as hp, api_pb2 as hparams_api_pb2, summary as hparams_summary
 from tensorboard.compat.proto import summary_pb2
+from tensorboard.plugins.custom_scalar import layout_pb2
+from tensorboard.plugins.hparams import api_pb2 as hparams_api_pb2, metadata as hparams_metadata, plugin_data_pb2
+from tensorboard.plugins.hparams import summary_v2 as hp  # not .api: that imports TensorFlow (2 s of a CLI's start)
 
 from components.trainer import tags
 from components.trainer.options import STRATEGY_SETTINGS
-from components.trainer.report import GradientReport
+
+if TYPE_CHECKING:
+    from components.trainer.report import GradientReport
 
 CLIPPING, PER_VARIABLE, TRAINING = "Clipping", "Per variable", "Training"
 NORMS_CHART = "global gradient norm: pre-clip, post-clip and the threshold"
@@ -138,5 +141,9 @@ def experiment_summary(runs: Sequence[Mapping[str, object]]) -> summary_pb2.Summ
             hp.Discrete(values).update_hparam_info(column)
             columns.append(column)
     metrics = [hp.Metric(tags.FINAL + name, display_name=title).as_proto() for name, title in METRICS.items()]
-    # The v1 summary module builds TensorFlow's Summary class; the same message as TensorBoard's.
-    return summary_pb2.Summary.FromString(hparams_summary.experiment_pb(columns, metrics).SerializeToString())
+    experiment = hparams_api_pb2.Experiment(hparam_infos=columns, metric_infos=metrics)
+    plugin_data = plugin_data_pb2.HParamsPluginData(experiment=experiment)
+    return summary_pb2.Summary(value=[summary_pb2.Summary.Value(
+        tag=hparams_metadata.EXPERIMENT_TAG, tensor=hparams_metadata.NULL_TENSOR,
+        metadata=hparams_metadata.create_summary_metadata(plugin_data),
+    )])

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.util import event_pb2
 from tensorboard.plugins.custom_scalar import layout_pb2, summary as custom_scalar_summary
-from tensorboard.plugins.hparams import api as hp, api_pb2 as hparams_api_pb2, summary as hparams_summary
+from tensorboard.plugins.hparams import api_pb2 as hparams_api_pb2, summary as hparams_summary, summary_v2 as hp
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 
