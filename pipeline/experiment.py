@@ -17,7 +17,7 @@ import sys
 from typing import List, Optional
 
 from pipeline.logs import quiet_terminal, send_logs_to_file
-from pipeline.run import build_config, exit_process, report_user_errors
+from pipeline.run import attributed, build_config, exit_process, report_user_errors
 
 RECIPE = (
     "transform.mode=divide", "transform.divisor=50", "trainer.hidden_units=[512, 256]", "trainer.optimizer=sgd",
@@ -40,7 +40,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run_variant(args: argparse.Namespace, name: str, overrides: tuple):
+def run_variant(args: argparse.Namespace, name: str, overrides: tuple, log_file: Optional[str]):
     from pipeline import summary  # noqa: PLC0415  (TensorFlow and TFX load after the logs are routed)
     from pipeline.explode_report import RunResult  # noqa: PLC0415
     from pipeline.runners import local  # noqa: PLC0415
@@ -54,7 +54,7 @@ def run_variant(args: argparse.Namespace, name: str, overrides: tuple):
         flags={"data.data_dir": args.data_dir, "pipeline.output_dir": args.output_dir},
     )
     print(f"== {name}: {', '.join(overrides)}", flush=True)
-    local.run(config)
+    attributed(config, log_file, lambda: local.run(config))
     return RunResult.from_summary(name, summary.write_summary(config), config.clip.strategy != "none")
 
 
@@ -67,10 +67,12 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     output_dir = os.path.abspath(args.output_dir)
+    log_file = None
     if not args.debug:
         os.makedirs(output_dir, exist_ok=True)
-        print(f"full log: {send_logs_to_file(output_dir)}", flush=True)
-    results = [run_variant(args, name, overrides) for name, overrides in VARIANTS.items()]
+        log_file = send_logs_to_file(output_dir)
+        print(f"full log: {log_file}", flush=True)
+    results = [run_variant(args, name, overrides, log_file) for name, overrides in VARIANTS.items()]
     from pipeline.explode_report import write_figure, write_report  # noqa: PLC0415
 
     figure = write_figure(results, args.clip_threshold, os.path.join(output_dir, "gradient_norms.png"))

@@ -1,11 +1,17 @@
 """Read a pipeline run back from ML Metadata: executions, timings, outputs."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import pathlib
+import sqlite3
 from typing import Dict, List, Mapping, Optional
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+
+from components.common.errors import ConfigError
 
 RUN_CONTEXT = "pipeline_run"
 NODE_CONTEXT = "node"
@@ -18,6 +24,23 @@ class NodeExecution:
     wall_seconds: float
     outputs: Dict[str, List[metadata_store_pb2.Artifact]]  # output key -> artifacts
     properties: Mapping[str, metadata_store_pb2.Value]  # the exec properties TFX recorded (custom_config, ...)
+
+
+def check_store(metadata_db: str) -> None:
+    """A store that exists must be a sound SQLite database: a damaged one would
+    end the run deep inside TFX. (A missing one is fine: TFX creates it.)"""
+    if not os.path.exists(metadata_db):
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(pathlib.Path(metadata_db).absolute().as_uri() + "?mode=ro", uri=True)) as db:
+            verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.DatabaseError as err:
+        verdict = str(err)
+    if verdict != "ok":
+        raise ConfigError(
+            f"{metadata_db} is not a readable ML Metadata database ({verdict}); it holds this output dir's cache "
+            "and run history: move it aside to start afresh, or choose another --output-dir"
+        )
 
 
 def open_store(metadata_db: str) -> metadata_store.MetadataStore:

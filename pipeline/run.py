@@ -1,7 +1,9 @@
 """``python -m pipeline.run``: CLI -> config -> runner -> summary.
 
 Errors meant for the user (bad config, bad data) end the run with one line
-and exit status 2; ``--debug`` shows the traceback as well.
+and exit status 2; any other failure with one line naming the component
+and the log that holds the traceback, and exit status 3. ``--debug`` shows
+the traceback instead.
 """
 from __future__ import annotations
 
@@ -19,8 +21,10 @@ from typing import Any, Callable, Dict, List, Mapping, NoReturn, Optional, Seque
 from components.common.errors import ClipflowError, ConfigError
 from pipeline.config import EMBEDDED_RUNNERS, PipelineConfig, is_uri, load_config
 from pipeline.data_source import resolve_data_dir
+from pipeline.paths import RunPaths
 from pipeline.logs import quiet_terminal, send_logs_to_file
 
+FAILED = 3  # exit status when a run failed for another reason than bad input (2)
 RESUME_HINT = (
     "Run the same command again to resume: finished components are reused from the cache "
     "and the Trainer continues from its last checkpoint."
@@ -31,6 +35,40 @@ BEAM_CONTEXT = re.compile(r" \[while running '[^']*'\]")
 def one_line(err: Exception) -> str:
     """The error's own message, without the step names Beam appends."""
     return BEAM_CONTEXT.sub("", str(err)).strip()
+
+
+class RunFailed(Exception):
+    """A component or the runner failed, not because of bad input; the message is the user's one line."""
+
+
+def failed_component(config: PipelineConfig) -> Optional[str]:
+    """The component whose execution the latest run recorded as FAILED, if ML Metadata says."""
+    from pipeline import metadata  # noqa: PLC0415
+
+    try:
+        store = metadata.open_store(RunPaths.of(config.pipeline).metadata_db)
+        run_id = metadata.latest_run_id(store)
+        failed = [e.node for e in metadata.run_executions(store, run_id) if e.state == "FAILED"] if run_id else []
+    except Exception:  # noqa: BLE001  (no store, or not readable: say less, not crash)
+        return None
+    return failed[-1] if failed else None
+
+
+def attributed(config: PipelineConfig, log_file: Optional[str], work: Callable[[], Any]) -> Any:
+    """Runs ``work`` (a pipeline run); an exception that is not bad input becomes a RunFailed naming
+    the component that failed and the log that holds the traceback (written there now)."""
+    try:
+        return work()
+    except ClipflowError:
+        raise
+    except Exception as err:
+        logging.getLogger(__name__).error("the run failed", exc_info=err)
+        first = one_line(err).splitlines()[0][:300] if one_line(err) else ""
+        where = failed_component(config) if config.pipeline.runner in EMBEDDED_RUNNERS else None
+        raise RunFailed(
+            f"{where or 'the ' + config.pipeline.runner + ' runner'} failed: {type(err).__name__}: {first}; "
+            f"the traceback is in {log_file or 'the log'} (--debug shows it here)"
+        ) from err
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -154,6 +192,18 @@ def report_user_errors(debug: bool, work: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print(f"clipflow: interrupted. {RESUME_HINT}", file=sys.stderr)
         return 130
+    except RunFailed as err:
+        if debug:
+            raise err.__cause__ from None
+        print(f"clipflow: failed: {err}", file=sys.stderr)
+        return FAILED
+    except Exception as err:  # a bug outside any run: still one line
+        if debug:
+            raise
+        logging.getLogger(__name__).error("unexpected error", exc_info=err)
+        print(f"clipflow: failed: unexpected {type(err).__name__}: {one_line(err)[:300]}; --debug shows the traceback",
+              file=sys.stderr)
+        return FAILED
 
 
 def exit_process(code: int) -> NoReturn:
@@ -185,11 +235,13 @@ def main(argv: Optional[List[str]] = None) -> int:
 def run(args: argparse.Namespace) -> int:
     config = build_config(os.environ.get("MNIST_DATA_DIR"), args.config, args.set, flag_settings(args))
     print("clipflow config:\n" + config.to_json(), flush=True)
+    log_file = None
     if not args.debug and config.pipeline.runner in EMBEDDED_RUNNERS:
-        print(f"full log: {send_logs_to_file(config.pipeline.local_dir)}", flush=True)
+        log_file = send_logs_to_file(config.pipeline.local_dir)
+        print(f"full log: {log_file}", flush=True)
     from pipeline import runners  # noqa: PLC0415  (TFX imports are slow; parse errors fail fast)
 
-    print(runners.run(config), flush=True)
+    print(attributed(config, log_file, lambda: runners.run(config)), flush=True)
     return 0
 
 

@@ -7,6 +7,7 @@ pipeline package.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Any, Mapping, TypeVar
 
@@ -64,6 +65,8 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key} must be a number, got {value!r}")
+        if not math.isfinite(value):  # TOML reads nan and inf; no setting gives them a meaning
+            raise ConfigError(f"{key} must be a finite number, got {value!r}; give a finite value")
         return float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):

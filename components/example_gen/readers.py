@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import zipfile
 import zlib
 from typing import Tuple
 
@@ -40,7 +41,7 @@ def read_file_bytes(path: str) -> bytes:
         raise DataError(f"{path}: named .gz but is not gzip data; decompress or rename it")
     try:
         return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as err:
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as err:
         raise DataError(f"{path}: gzip data is corrupt or truncated ({err}); fetch the file again") from None
 
 
@@ -102,7 +103,10 @@ def read_npz_split(path: str, split: str) -> Split:
     image_key, label_key = NPZ_KEYS[split]
     try:
         with tf.io.gfile.GFile(path, "rb") as f:
-            archive = np.load(io.BytesIO(f.read()), allow_pickle=False)
+            data = io.BytesIO(f.read())
+        if not zipfile.is_zipfile(data):  # a truncated download, or another kind of file
+            raise DataError(f"{path}: not an .npz (zip) archive, or a truncated one; fetch the file again")
+        with np.load(data, allow_pickle=False) as archive:
             missing = [k for k in (image_key, label_key) if k not in archive.files]
             if missing:
                 raise DataError(f"{path}: missing array {missing[0]!r}; a keras mnist.npz has x_train, y_train, x_test, y_test")
@@ -111,7 +115,7 @@ def read_npz_split(path: str, split: str) -> Split:
         raise DataError(f"{path}: file not found; check the data directory") from None
     except ValueError as err:  # numpy refuses object arrays without allow_pickle
         raise DataError(f"{path}: cannot load without unpickling ({err}); provide plain uint8 arrays") from None
-    except (OSError, EOFError, zlib.error) as err:
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as err:
         raise DataError(f"{path}: not a readable .npz archive ({err}); fetch the file again") from None
     for key, array in ((image_key, images), (label_key, labels)):
         if array.dtype != np.uint8:

@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 from typing import Dict, List, Optional
@@ -24,6 +25,11 @@ import numpy as np
 import tensorflow as tf
 
 LOGDIR_FILE = "logdir.json"
+log = logging.getLogger(__name__)
+
+
+def _step_of(checkpoint_path: str) -> int:
+    return int(re.search(r"ckpt-(\d+)$", checkpoint_path).group(1))
 
 
 def checkpoint_dir(root: str, custom_config: dict, inputs: List[str]) -> str:
@@ -48,7 +54,8 @@ class Checkpointer:
         self.every = every_n_steps
         self.position = tf.Variable([0, 0], dtype=tf.int64, trainable=False, name="epoch_and_batch")
         self.checkpoint = tf.train.Checkpoint(position=self.position, **objects)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=1)
+        # Two: when the newest cannot be read (a kill or a full disk mid-write), the one before it can.
+        self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=2)
 
     def due(self, previous_step: int, step: int) -> bool:
         """True when a multiple of ``every_n_steps`` lies in (previous_step, step]."""
@@ -63,23 +70,44 @@ class Checkpointer:
         self._write(LOGDIR_FILE, json.dumps({"logdir": logdir}).encode())
         self.position.assign([epoch, batch])
         self.manager.save(checkpoint_number=step)
+        kept = {f"history-{_step_of(path)}.npz" for path in self.manager.checkpoints}
         for name in tf.io.gfile.listdir(self.directory):
-            if name.startswith("history-") and name != f"history-{step}.npz":
+            if name.startswith("history-") and name not in kept:
                 tf.io.gfile.remove(os.path.join(self.directory, name))
 
     def restore(self) -> Optional[Restored]:
-        latest = self.manager.latest_checkpoint
-        if latest is None:
-            return None
-        step = int(re.search(r"ckpt-(\d+)$", latest).group(1))
-        self.checkpoint.restore(latest).assert_existing_objects_matched()
-        with tf.io.gfile.GFile(os.path.join(self.directory, f"history-{step}.npz"), "rb") as f:
-            history = np.load(io.BytesIO(f.read()))
-            losses, norms = history["losses"], history["norms"]
+        """The newest checkpoint that reads whole, or None (train afresh). One that does not
+        is named in one line and passed over; each is read through before anything is
+        restored, so a damaged one never leaves the model half-loaded."""
+        for path in reversed(self.manager.checkpoints):
+            try:
+                history, logdir = self._check(path)
+            except (tf.errors.OpError, IndexError, ValueError, KeyError, OSError, EOFError) as err:
+                older = self.manager.checkpoints.index(path) > 0
+                message = (f"Trainer: the checkpoint at step {_step_of(path)} cannot be read ({type(err).__name__}: "
+                           f"{str(err).splitlines()[0] if str(err) else ''}); "
+                           + ("trying the one before it" if older else "training afresh"))
+                log.warning(message)
+                print(message, flush=True)
+                continue
+            self.checkpoint.restore(path).assert_existing_objects_matched()
+            epoch, batch = (int(v) for v in self.position.numpy())
+            return Restored(_step_of(path), epoch, batch, history["losses"], history["norms"], logdir)
+        if self.manager.checkpoints:  # none readable: clear them, so none is tried again
+            self.remove()
+            self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory, max_to_keep=2)
+        return None
+
+    def _check(self, path: str) -> tuple[dict, str]:
+        """Reads every tensor of the checkpoint, its history and the log dir; raises if any is damaged."""
+        reader = tf.train.load_checkpoint(path)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+        with tf.io.gfile.GFile(os.path.join(self.directory, f"history-{_step_of(path)}.npz"), "rb") as f:
+            with np.load(io.BytesIO(f.read())) as archive:
+                history = {key: archive[key] for key in ("losses", "norms")}
         with tf.io.gfile.GFile(os.path.join(self.directory, LOGDIR_FILE)) as f:
-            logdir = json.load(f)["logdir"]
-        epoch, batch = (int(v) for v in self.position.numpy())
-        return Restored(step, epoch, batch, losses, norms, logdir)
+            return history, json.load(f)["logdir"]
 
     def remove(self) -> None:
         if tf.io.gfile.exists(self.directory):

@@ -8,6 +8,7 @@ from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
 from pipeline.config import PipelineConfig
 from pipeline.lock import exclusive
+from pipeline.metadata import check_store
 from pipeline.paths import RunPaths
 from pipeline.pipeline import create_pipeline
 
@@ -16,8 +17,8 @@ def run(config: PipelineConfig, dag_runner: Optional[tfx_runner.TfxRunner] = Non
     """Runs the pipeline here, one run at a time per output directory.
 
     ``dag_runner`` defaults to the LocalDagRunner; the beam runner passes its own."""
-    connection = metadata.sqlite_metadata_connection_config(
-        RunPaths.of(config.pipeline).metadata_db
-    )
+    metadata_db = RunPaths.of(config.pipeline).metadata_db
+    connection = metadata.sqlite_metadata_connection_config(metadata_db)
     with exclusive(config.pipeline.local_dir):
+        check_store(metadata_db)
         (dag_runner or LocalDagRunner()).run(create_pipeline(config, connection))

@@ -28,14 +28,17 @@ class Interrupted(Exception):
     pass
 
 
-def _interrupted(logdir, checkpoints, monkeypatch, strategy="adaptive"):
-    """A run killed right after its first checkpoint: at the first call boundary past
-    step 5, step 7 (calls end at histogram steps and epoch ends too)."""
+def _interrupted(logdir, checkpoints, monkeypatch, strategy="adaptive", saves=1):
+    """A run killed right after its ``saves``-th checkpoint: the first is at the first call
+    boundary past step 5, step 7 (calls end at histogram steps and epoch ends too)."""
     save = checkpoint.Checkpointer.save
+    done = []
 
     def save_then_stop(self, *args):
         save(self, *args)
-        raise Interrupted
+        done.append(args[0])
+        if len(done) == saves:
+            raise Interrupted
 
     monkeypatch.setattr(checkpoint.Checkpointer, "save", save_then_stop)
     with pytest.raises(Interrupted):
@@ -75,6 +78,43 @@ def test_resumed_logs_hold_each_step_once(tmp_path, monkeypatch):
     sessions = [hparams_metadata.parse_session_start_info_plugin_data(v.metadata.plugin_data.content)
                 for v in records if v.tag == hparams_metadata.SESSION_START_INFO_TAG]
     assert [s.group_name for s in sessions] == ["trainer-resumed"]
+
+
+def _truncate(path):
+    """What a kill or a full disk during the write leaves: the data file cut short."""
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[: len(data) // 3])
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path, monkeypatch, capsys):
+    reference, reference_report = _train(tmp_path / "reference", epochs=3)
+    checkpoints = str(tmp_path / "ckpt")
+    _interrupted(tmp_path / "interrupted", checkpoints, monkeypatch, saves=2)
+    steps = sorted(int(name.split("-")[1].split(".")[0]) for name in os.listdir(checkpoints) if name.endswith(".index"))
+    assert len(steps) == 2 and {n for n in os.listdir(checkpoints) if n.startswith("history-")} == {
+        f"history-{step}.npz" for step in steps}
+    _truncate(os.path.join(checkpoints, f"ckpt-{steps[1]}.data-00000-of-00001"))
+    resumed, report = _train(tmp_path / "resumed", epochs=3, checkpoints=checkpoints)
+    assert report.resumed_from_step == steps[0]
+    assert f"Trainer: the checkpoint at step {steps[1]} cannot be read (" in capsys.readouterr().out
+    for got, want in zip(resumed.variables_in_order, reference.variables_in_order):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-7)  # deterministic: same model
+    assert report.eval_accuracy == pytest.approx(reference_report.eval_accuracy)
+
+
+def test_no_readable_checkpoint_trains_afresh(tmp_path, monkeypatch, capsys):
+    reference, reference_report = _train(tmp_path / "reference", epochs=3)
+    checkpoints = str(tmp_path / "ckpt")
+    _interrupted(tmp_path / "interrupted", checkpoints, monkeypatch)
+    _truncate(os.path.join(checkpoints, "ckpt-7.data-00000-of-00001"))
+    resumed, report = _train(tmp_path / "resumed", epochs=3, checkpoints=checkpoints)
+    assert report.resumed_from_step is None and report.steps == 12
+    out = capsys.readouterr().out
+    assert "Trainer: the checkpoint at step 7 cannot be read (" in out and out.count("training afresh") == 1
+    for got, want in zip(resumed.variables_in_order, reference.variables_in_order):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-7)
 
 
 def test_key_follows_settings_and_inputs():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from typing import Dict, Optional
@@ -16,10 +17,10 @@ NODES = [
 COMMON = ("--set", "evaluator.accuracy_threshold=0.9", "--set", "telemetry.histogram_every_n_steps=20")
 
 
-def run_pipeline(*args: str, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+def run_pipeline(*args: str, env: Optional[Dict[str, str]] = None, cwd: str = REPO) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pipeline.run", *args],
-        cwd=REPO,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=900,
@@ -44,3 +45,19 @@ def assert_one_line_error(result: subprocess.CompletedProcess, expected: str) ->
     assert lines[0].startswith("clipflow: error: ")
     assert expected in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def copy_checkout(root: str) -> str:
+    """A temporary checkout of the project's code: run from it, Python imports its copy."""
+    for folder in ("components", "pipeline", "schemas"):
+        shutil.copytree(os.path.join(REPO, folder), os.path.join(root, folder),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def edit(path: str, old: str, new: str) -> None:
+    with open(path) as f:
+        text = f.read()
+    assert old in text, f"{old!r} not in {path}"
+    with open(path, "w") as f:
+        f.write(text.replace(old, new, 1))

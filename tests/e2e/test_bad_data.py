@@ -78,3 +78,13 @@ def test_npz_with_object_arrays_is_refused(tmp_path):
     np.savez(path, x_train=objects, y_train=np.zeros(2, np.uint8), x_test=IMAGES, y_test=LABELS)
     result = run_pipeline("--output-dir", str(tmp_path / "runs"), "--data-dir", str(path))
     assert_one_line_error(result, "cannot load without unpickling")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not a zip"])
+def test_npz_that_is_not_a_whole_zip_archive(damage, tmp_path):
+    path = tmp_path / "mnist.npz"
+    np.savez(path, x_train=IMAGES, y_train=LABELS, x_test=IMAGES, y_test=LABELS)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"<html>404 Not Found</html>")
+    result = run_pipeline("--output-dir", str(tmp_path / "runs"), "--data-dir", str(path))
+    assert_one_line_error(result, f"{path}: not an .npz (zip) archive, or a truncated one; fetch the file again")

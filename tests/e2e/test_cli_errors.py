@@ -69,3 +69,17 @@ def test_bad_labels_file_stops_example_gen_and_nothing_downstream(tmp_path):
     states = {e.node: e.state for e in metadata.run_executions(store, metadata.latest_run_id(store))}
     assert states["MnistExampleGen"] == "FAILED"
     assert not {"StatisticsGen", "Transform", "Trainer"} & set(states)
+
+
+def test_non_finite_setting(tmp_path):
+    """nan/inf are TOML numbers; before this check they reached the Trainer and crashed inside TensorFlow."""
+    result = run_pipeline("--output-dir", str(tmp_path), "--set", "clip.threshold=nan")
+    assert_one_line_error(result, "clip.threshold must be a finite number, got nan; give a finite value")
+
+
+def test_damaged_metadata_store(tmp_path, mnist_slice):
+    store = tmp_path / "metadata.sqlite"
+    store.write_bytes(b"not a database, e.g. a file cut short by a full disk" * 100)
+    result = run_pipeline("--output-dir", str(tmp_path), "--data-dir", mnist_slice)
+    assert_one_line_error(result, f"{store} is not a readable ML Metadata database (file is not a database); "
+                                  "it holds this output dir's cache and run history: move it aside")
