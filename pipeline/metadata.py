@@ -24,6 +24,7 @@ class NodeExecution:
     wall_seconds: float
     outputs: Dict[str, List[metadata_store_pb2.Artifact]]  # output key -> artifacts
     properties: Mapping[str, metadata_store_pb2.Value]  # the exec properties TFX recorded (custom_config, ...)
+    execution_id: int
 
 
 def check_store(metadata_db: str) -> None:
@@ -76,6 +77,7 @@ def run_executions(store: metadata_store.MetadataStore, run_id: str) -> List[Nod
                 wall_seconds=(execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0,
                 outputs=outputs,
                 properties=execution.custom_properties,
+                execution_id=execution.id,
             )
         )
     return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import dataclasses
 import json
 import logging
@@ -19,6 +20,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Dict, List, Mapping, NoReturn, Optional, Sequence
 
 from components.common.errors import ClipflowError, ConfigError
+from components.common.typed import flatten
 from pipeline.config import EMBEDDED_RUNNERS, PipelineConfig, is_uri, load_config
 from pipeline.data_source import resolve_data_dir
 from pipeline.paths import RunPaths
@@ -29,6 +31,8 @@ RESUME_HINT = (
     "Run the same command again to resume: finished components are reused from the cache "
     "and the Trainer continues from its last checkpoint."
 )
+# Shown on their own at the start, not among the changed settings.
+LOCATIONS = ("data.data_dir", "pipeline.output_dir", "pipeline.metadata_dir", "pipeline.runner")
 BEAM_CONTEXT = re.compile(r" \[while running '[^']*'\]")
 
 
@@ -93,7 +97,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     kubeflow.add_argument("--project", help="Google Cloud project for --submit-vertex")
     kubeflow.add_argument("--region", help="Vertex AI region for --submit-vertex, e.g. us-central1")
     kubeflow.add_argument("--service-account", help="service account the Vertex AI job runs as")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--debug", action="store_true", help="show logs and tracebacks on the terminal")
+    parser.add_argument("--quiet", action="store_true", help="print only the result (and errors): no settings, "
+                        "no progress lines (they still go to the log)")
     return parser.parse_args(argv)
 
 
@@ -232,17 +238,45 @@ def main(argv: Optional[List[str]] = None) -> int:
     return report_user_errors(args.debug, lambda: run(args))
 
 
+def start_lines(config: PipelineConfig) -> List[str]:
+    """Where the data comes from and the results go, and the settings that differ from the
+    defaults (the whole config is in the log and summary.json)."""
+    changed = {
+        key: value for key, value in flatten(config.to_dict()).items()
+        if key not in LOCATIONS and flatten(PipelineConfig().to_dict()).get(key) != value
+    }
+    settings = ", ".join(f"{key}={json.dumps(value)}" for key, value in changed.items()) or "none"
+    metadata_dir = f" (ML Metadata, logs: {config.pipeline.metadata_dir})" if config.pipeline.metadata_dir else ""
+    return [
+        f"clipflow: {config.pipeline.runner} run of {config.data.data_dir} into {config.pipeline.output_dir}{metadata_dir}",
+        f"settings other than the defaults: {settings}",
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
     config = build_config(os.environ.get("MNIST_DATA_DIR"), args.config, args.set, flag_settings(args))
-    print("clipflow config:\n" + config.to_json(), flush=True)
     log_file = None
     if not args.debug and config.pipeline.runner in EMBEDDED_RUNNERS:
         log_file = send_logs_to_file(config.pipeline.local_dir)
-        print(f"full log: {log_file}", flush=True)
+    logging.getLogger(__name__).info("clipflow config:\n%s", config.to_json())
     from pipeline import runners  # noqa: PLC0415  (TFX imports are slow; parse errors fail fast)
 
-    print(attributed(config, log_file, lambda: runners.run(config)), flush=True)
+    with progress_to(log_file if args.quiet else None):
+        for line in start_lines(config) + ([f"full log: {log_file}"] if log_file else []):
+            print(line, flush=True)
+        result = attributed(config, log_file, lambda: runners.run(config))
+    print(result, flush=True)
     return 0
+
+
+@contextlib.contextmanager
+def progress_to(log_file: Optional[str]):
+    """With a log file (--quiet), what the run prints on the way (settings, components, epochs) goes there."""
+    if log_file is None:
+        yield
+        return
+    with open(log_file, "a") as log, contextlib.redirect_stdout(log):
+        yield
 
 
 if __name__ == "__main__":

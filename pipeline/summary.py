@@ -1,6 +1,7 @@
 """summary.json: what a run produced and where to look, from ML Metadata."""
 from __future__ import annotations
 
+import collections
 import json
 import os
 import shlex
@@ -76,9 +77,14 @@ def write_summary(config: PipelineConfig) -> Dict[str, Any]:
 
 def describe(summary: Dict[str, Any]) -> str:
     """The human-readable end of a run."""
-    lines = ["", "clipflow run " + summary["pipeline_run"], "component wall times (s):"]
-    for node, info in summary["components"].items():
-        lines.append(f"  {node:<18} {info['wall_seconds']:8.2f}  {info['state']}")
+    components = summary["components"].values()
+    states = collections.Counter(info["state"] for info in components)
+    lines = [
+        "",
+        f"clipflow run {summary['pipeline_run']}: {len(components)} components "
+        f"({', '.join(f'{n} {state}' for state, n in states.items())}), "
+        f"{sum(info['wall_seconds'] for info in components):.2f} s in components",
+    ]
     accuracy = summary["eval_accuracy"]
     lines += [
         f"eval accuracy: {accuracy:.4f}" if accuracy is not None else "eval accuracy: (no evaluation)",

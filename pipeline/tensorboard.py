@@ -20,6 +20,7 @@ from typing import Dict, List, Optional
 from tensorboard.compat.proto import event_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
+from components.common.typed import flatten
 from components.trainer import dashboards
 from pipeline import metadata
 from pipeline.paths import RunPaths
@@ -65,7 +66,7 @@ def trainer_runs(metadata_db: str) -> List[TrainerRun]:
             if e.execution_id == execution.id and e.type == e.OUTPUT and e.path.steps[0].key == "model_run"
         ), None)
         if logdir:
-            runs.append(TrainerRun(execution.id, logdir, dashboards.flatten_settings(_custom_config(execution))))
+            runs.append(TrainerRun(execution.id, logdir, flatten(_custom_config(execution))))
     return runs
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
-from typing import Any, Mapping, TypeVar
+from typing import Any, Dict, Mapping, TypeVar
 
 from components.common.errors import ConfigError
 
@@ -77,3 +77,14 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"{key} must be a {hint.__name__}, got {value!r}")
         return value
     raise TypeError(f"unsupported setting type {hint!r} for {key}")
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
+    """``{"clip": {"threshold": 0.5}}`` -> ``{"clip.threshold": 0.5}`` (the ``--set`` names); lists become tuples."""
+    flat: Dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
+    return flat

@@ -86,17 +86,6 @@ def clipping_layout(variable_names: Sequence[str], recent_window: int) -> layout
     ])
 
 
-def flatten_settings(config: Mapping[str, object], prefix: str = "") -> Dict[str, object]:
-    """``{"clip": {"threshold": 15.0}}`` -> ``{"clip.threshold": 15.0}``; lists become tuples."""
-    flat: Dict[str, object] = {}
-    for key, value in config.items():
-        if isinstance(value, Mapping):
-            flat.update(flatten_settings(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
-    return flat
-
-
 def hparam_values(settings: Mapping[str, object]) -> Dict[str, object]:
     """One run's HParams from its flattened settings; a list (hidden units) as ``512-256``.
 

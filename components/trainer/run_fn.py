@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from types import MappingProxyType
 from typing import Any, Mapping, Optional
 
@@ -17,7 +18,7 @@ import tensorflow_transform as tft
 import tf_keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from components.common.typed import from_dict, to_dict
+from components.common.typed import flatten, from_dict, to_dict
 from components.trainer import clipping, dashboards, data, export
 from components.trainer.checkpoint import Checkpointer, checkpoint_dir
 from components.trainer.loop import TrainingLoop, make_loss
@@ -56,6 +57,17 @@ def make_optimizer(options: TrainerOptions, total_steps: int):
     return tf_keras.optimizers.legacy.Adam(learning_rate)
 
 
+def epoch_line(epoch: int, epochs: int, step: int, result, accuracy: float, clipped: int, seconds: float) -> str:
+    """What the terminal shows after each epoch: plain text, no control codes, so logs and CI read it too."""
+    finite_losses, finite_norms = (a[np.isfinite(a)] for a in (result.losses, result.norms))
+    steps = len(result.losses)
+    return (
+        f"Trainer: epoch {epoch + 1}/{epochs}: step {step}, loss {finite_losses.mean() if finite_losses.size else math.nan:.4f}, "
+        f"eval accuracy {accuracy:.4f}, pre-clip norm median {np.median(finite_norms) if finite_norms.size else math.nan:.3g}, "
+        f"clipped {clipped / max(finite_norms.size, 1):.0%} of steps, {steps / max(seconds, 1e-9):.0f} steps/s"
+    )
+
+
 def train(
     train_split, eval_split, logdir: str, options: TrainerOptions, clip: ClipOptions, telemetry_options: TelemetryOptions,
     checkpoints: Optional[str] = None, upstream_settings: Mapping[str, Any] = MappingProxyType({}),
@@ -69,7 +81,7 @@ def train(
     """
     model = MLP(options.hidden_units, options.init, options.seed)
     telemetry = Telemetry(logdir, model.variable_names, telemetry_options)
-    settings = dashboards.flatten_settings({**upstream_settings, "trainer": to_dict(options), "clip": to_dict(clip)})
+    settings = flatten({**upstream_settings, "trainer": to_dict(options), "clip": to_dict(clip)})
     telemetry.record_start(
         dashboards.clipping_layout(model.variable_names, telemetry_options.clip_rate_window),
         dashboards.hparam_values(settings),
@@ -108,12 +120,16 @@ def train(
             last_step = step
 
         first = start_batch if epoch == start_epoch else 0
+        clipped_before, started = int(loop.clipped_steps.numpy()), time.perf_counter()
         result = loop.run_epoch(*train_split, options.steps_per_call, options.seed + epoch, first, after_call)
+        seconds = time.perf_counter() - started
         losses, norms = np.concatenate([losses, result.losses]), np.concatenate([norms, result.norms])
         metrics = loop.evaluate(*eval_split)
         telemetry.record_eval(int(loop.step.numpy()), metrics)
-        finite = result.losses[np.isfinite(result.losses)]
-        log.info("epoch %d: train loss %.4f, eval %s", epoch + 1, float(finite.mean()) if finite.size else math.nan, metrics)
+        line = epoch_line(epoch, options.epochs, int(loop.step.numpy()), result, metrics["accuracy"],
+                          int(loop.clipped_steps.numpy()) - clipped_before, seconds)
+        log.info(line)
+        print(line, flush=True)
         if result.stopped:
             break
     report = GradientReport.build(

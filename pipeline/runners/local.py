@@ -10,6 +10,7 @@ from pipeline.config import PipelineConfig
 from pipeline.lock import exclusive
 from pipeline.metadata import check_store
 from pipeline.paths import RunPaths
+from pipeline.progress import ComponentLines
 from pipeline.pipeline import create_pipeline
 
 
@@ -21,4 +22,5 @@ def run(config: PipelineConfig, dag_runner: Optional[tfx_runner.TfxRunner] = Non
     connection = metadata.sqlite_metadata_connection_config(metadata_db)
     with exclusive(config.pipeline.local_dir):
         check_store(metadata_db)
-        (dag_runner or LocalDagRunner()).run(create_pipeline(config, connection))
+        with ComponentLines(metadata_db):
+            (dag_runner or LocalDagRunner()).run(create_pipeline(config, connection))

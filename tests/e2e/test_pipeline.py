@@ -1,4 +1,5 @@
 """The real pipeline (all TFX components, Beam, TFMA) on a slice of real MNIST."""
+import glob
 import os
 import subprocess
 import sys
@@ -31,6 +32,47 @@ def test_first_run_executes_every_component_and_blesses(first_run):
     assert all(info["wall_seconds"] > 0 for info in summary["components"].values())
     assert f"eval accuracy: {summary['eval_accuracy']:.4f}" in result.stdout
     assert "--logdir " + summary["tensorboard_logdir"] in result.stdout
+
+
+def _component_lines(stdout: str) -> list:
+    """(node, state, seconds) of each progress line, in the order printed."""
+    lines = [line.split() for line in stdout.splitlines() if line.startswith("  ") and line.rstrip().endswith(" s")]
+    return [(parts[0], parts[1], float(parts[2])) for parts in lines if parts[0] in NODES]
+
+
+def test_the_terminal_shows_settings_components_and_epochs_as_they_happen(first_run, mnist_slice):
+    output_dir, result = first_run
+    lines = result.stdout.splitlines()
+    assert lines[:2] == [
+        f"clipflow: local run of {mnist_slice} into {output_dir}",
+        "settings other than the defaults: telemetry.histogram_every_n_steps=20, evaluator.accuracy_threshold=0.9",
+    ]
+    assert "\x1b" not in result.stdout  # plain lines: no control codes in a log or CI
+    summary = read_summary(output_dir)
+    printed = _component_lines(result.stdout)
+    assert [node for node, _, _ in printed] == list(summary["components"])  # each once, in the order they ran
+    for node, state, seconds in printed:
+        assert state == summary["components"][node]["state"] == "COMPLETE"
+        assert seconds == pytest.approx(summary["components"][node]["wall_seconds"], abs=0.006)
+    epochs = [i for i, line in enumerate(lines) if line.startswith("Trainer: epoch ")]
+    assert [lines[i].split(":")[1] for i in epochs] == [" epoch 1/3", " epoch 2/3", " epoch 3/3"]
+    assert lines[epochs[-1]].startswith("Trainer: epoch 3/3: step 96, loss ")
+    assert f"eval accuracy {summary['gradient_report']['eval_accuracy']:.4f}" in lines[epochs[-1]]
+    trainer_done = next(i for i, line in enumerate(lines) if line.split()[:2] == ["Trainer", "COMPLETE"])
+    transform_done = next(i for i, line in enumerate(lines) if line.split()[:2] == ["Transform", "COMPLETE"])
+    assert transform_done < epochs[0] < epochs[-1] < trainer_done  # printed while the pipeline ran
+
+
+def test_quiet_prints_only_the_result(first_run, mnist_slice):
+    output_dir, _ = first_run
+    result = run_pipeline("--data-dir", mnist_slice, "--output-dir", output_dir, *COMMON, "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr == ""
+    assert not _component_lines(result.stdout) and "settings other than" not in result.stdout
+    assert result.stdout.lstrip().startswith("clipflow run ") and "eval accuracy: " in result.stdout
+    log = max(glob.glob(os.path.join(output_dir, "logs", "*.log")), key=os.path.getmtime)
+    with open(log) as f:
+        assert "settings other than the defaults" in f.read()  # the progress went to the log
 
 
 def test_the_default_run_clips(first_run):
@@ -99,6 +141,7 @@ def test_rerun_uses_the_cache(first_run, mnist_slice):
     assert result.returncode == 0, result.stderr[-3000:]
     states = _states(read_summary(output_dir))
     assert states == {node: "CACHED" for node in NODES}
+    assert {(node, state) for node, state, _ in _component_lines(result.stdout)} == {(n, "CACHED") for n in NODES}
 
 
 def test_trainer_change_reruns_only_trainer_and_after(first_run, mnist_slice):
