@@ -18,7 +18,7 @@ export MNIST_DATA_DIR
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test setup airflow clean
+.PHONY: run test test-fast lint setup airflow clean
 
 setup: $(STAMP)
 
@@ -37,8 +37,15 @@ $(AIRFLOW_STAMP): pyproject.toml constraints-airflow.txt
 run: $(STAMP)
 	$(VENV)/bin/python -m pipeline.run $(ARGS)
 
-test: $(STAMP) $(AIRFLOW_STAMP)
+test: lint $(AIRFLOW_STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The edit-test loop: the linter and the unit tests, without the real pipeline runs (tests/e2e).
+test-fast: lint
+	$(VENV)/bin/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) runs

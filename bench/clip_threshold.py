@@ -46,7 +46,8 @@ def main() -> None:
     args = parser.parse_args()
     train_split, eval_split = transformed_splits(args.output_dir)
     print(f"train {int(train_split[0].shape[0])} / eval {int(eval_split[0].shape[0])} examples")
-    print("| threshold | seed | eval accuracy | clipped | clipped per epoch | first clipped | last clipped | max pre-clip | seconds |")
+    print("| threshold | seed | eval accuracy | clipped | clipped per epoch | first clipped | last clipped "
+          "| max pre-clip | seconds |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     worst = {}
     for threshold in args.thresholds:
@@ -62,7 +63,8 @@ def main() -> None:
             last = int(steps[clipped > 0].max()) if clipped.any() else None
             per_epoch = " / ".join(f"{part.mean():.0%}" for part in np.array_split(clipped, options.epochs))
             print(f"| {threshold} | {seed} | {report.eval_accuracy:.4f} | {report.clipped_fraction:.2%} | "
-                  f"{per_epoch} | {report.first_clipped_step} | {last} | {report.max_pre_clip_norm:.3f} | {seconds:.1f} |", flush=True)
+                  f"{per_epoch} | {report.first_clipped_step} | {last} | {report.max_pre_clip_norm:.3f} | {seconds:.1f} |",
+                  flush=True)
             worst[threshold] = min(worst.get(threshold, 1.0), report.eval_accuracy)
     print("\nworst eval accuracy over seeds " + ", ".join(map(str, args.seeds)) + ":")
     for threshold, accuracy in worst.items():

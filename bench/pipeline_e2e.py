@@ -45,7 +45,8 @@ def print_multi_processing(in_memory: Dict, extra: List[str]) -> None:
     wall, multi = run_pipeline(tempfile.mkdtemp(prefix="clipflow-e2e-mp-"), [*extra, *beam_args])
     print("\nDirectRunner in memory (fresh run above) vs multi-processing, 2 workers (fresh output dir):")
     for node in DATA_STAGES:
-        print(f"  {node:<18}{in_memory['components'][node]['wall_seconds']:10.2f}{multi['components'][node]['wall_seconds']:10.2f}")
+        seconds = [run["components"][node]["wall_seconds"] for run in (in_memory, multi)]
+        print(f"  {node:<18}{seconds[0]:10.2f}{seconds[1]:10.2f}")
     sums = [sum(s["components"][n]["wall_seconds"] for n in DATA_STAGES) for s in (in_memory, multi)]
     print(f"  {'sum':<18}{sums[0]:10.2f}{sums[1]:10.2f}   (multi-processing / in memory = {sums[1] / sums[0]:.2f}; "
           f"its whole pipeline {wall:.2f} s)")

@@ -17,14 +17,14 @@ import tomli
 
 from components.common.errors import ConfigError
 from components.common.typed import from_dict, to_dict
-from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
+from components.trainer.options import CHECKPOINT_ROOT_KEY, ClipOptions, TelemetryOptions, TrainerOptions
 from components.transform.options import ScalingOptions
 from components.validation.options import HealthOptions
 
 # Empty: Beam's own defaults, the in-process DirectRunner with one worker
 # (for MNIST-sized data, worker processes cost more than they save). Any
 # non-empty list makes TFX build a TFX source package for remote workers in
-# every Beam component, ~1.2 s each (measured: docs/benchmarks.md).
+# every Beam component, a second or more each (docs/benchmarks.md).
 DEFAULT_BEAM_ARGS: Tuple[str, ...] = ()
 
 Runner = Literal["local", "beam", "kubeflow-v2"]
@@ -139,7 +139,7 @@ class PipelineConfig:
         return {
             "trainer": to_dict(self.trainer), "clip": to_dict(self.clip), "telemetry": to_dict(self.telemetry),
             "transform": to_dict(self.transform),
-            "checkpoint_root": os.path.join(self.pipeline.output_dir, "checkpoints"),
+            CHECKPOINT_ROOT_KEY: os.path.join(self.pipeline.output_dir, "checkpoints"),
         }
 
 

@@ -6,7 +6,7 @@ import os
 from typing import Optional
 
 # Not `from tfx import v1`: it imports tfx.v1.extensions and with them google-cloud-aiplatform,
-# 2 s of every command's start-up for nothing this pipeline uses (docs/benchmarks.md).
+# seconds of every command's start-up for nothing this pipeline uses (docs/benchmarks.md).
 from tfx.components import Evaluator, ExampleValidator, Pusher, StatisticsGen, Trainer, Transform
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.orchestration.pipeline import Pipeline

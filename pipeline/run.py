@@ -215,9 +215,8 @@ def report_user_errors(debug: bool, work: Callable[[], int]) -> int:
 def exit_process(code: int) -> NoReturn:
     """Ends a command without the interpreter's teardown.
 
-    Freeing the TensorFlow, Beam and TFX modules took 1.3-1.9 s after every
-    run (measured: same imports, then ``sys.exit`` vs ``os._exit``), with
-    nothing left to write: the run's files are closed and ML Metadata's
+    Freeing the TensorFlow, Beam and TFX modules took seconds after every
+    run (docs/benchmarks.md), with nothing left to write: the run's files are closed and ML Metadata's
     transactions committed. Exit handlers (logging's final flush among them)
     still run, as they would at a normal exit. Under a profiler, debugger or
     coverage tool the exit is the normal one: they write their results then."""

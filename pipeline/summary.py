@@ -52,12 +52,18 @@ def collect_summary(config: PipelineConfig) -> Dict[str, Any]:
         "blessed": bool(blessing and metadata.custom_int(blessing, "blessed") == 1),
         "accuracy_blessed": bool(evaluator_blessing and metadata.custom_int(evaluator_blessing, "blessed") == 1),
         "health_problems": (metadata.custom_str(blessing, PROBLEMS_PROPERTY) or None) if blessing else None,
-        "serving_model": metadata.custom_str(pushed, "pushed_destination") if pushed and metadata.custom_int(pushed, "pushed") == 1 else None,
+        "serving_model": (
+            metadata.custom_str(pushed, "pushed_destination") if pushed and metadata.custom_int(pushed, "pushed") == 1 else None
+        ),
         "model": model.uri if model else None,
         "tensorboard_logdir": logdir,
         "gradient_report": GradientReport.read(logdir).__dict__ if logdir else None,
         "metadata_db": paths.metadata_db,
+        "summary_file": paths.summary,
         "components": {e.node: {"state": e.state, "wall_seconds": round(e.wall_seconds, 3)} for e in executions},
+        "dashboards_command": (
+            f"{shlex.quote(sys.executable)} -m pipeline.tensorboard --output-dir {shlex.quote(paths.local_dir)}"
+        ),
         "tensorboard_command": (
             f"{shlex.quote(sys.executable)} -m tensorboard.main --logdir {shlex.quote(logdir)} --host 127.0.0.1"
             if logdir else None
@@ -95,9 +101,9 @@ def describe(summary: Dict[str, Any]) -> str:
         f"model: {summary['model']}",
         f"TensorBoard logs: {summary['tensorboard_logdir']}",
         f"ML Metadata: {summary['metadata_db']}",
-        f"summary: {os.path.join(os.path.dirname(summary['metadata_db']), 'summary.json')}",
+        f"summary: {summary['summary_file']}",
         "TensorBoard, every Trainer run of this output directory side by side (Clipping dashboard, HParams table):",
-        f"  {shlex.quote(sys.executable)} -m pipeline.tensorboard --output-dir {shlex.quote(os.path.dirname(summary['metadata_db']))}",
+        f"  {summary['dashboards_command']}",
         "or this run alone:",
         f"  {summary['tensorboard_command']}",
     ]

@@ -22,6 +22,7 @@ from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from components.common.typed import flatten
 from components.trainer import dashboards
+from components.trainer.options import CHECKPOINT_ROOT_KEY
 from pipeline import metadata
 from pipeline.paths import RunPaths
 
@@ -66,7 +67,9 @@ def trainer_runs(metadata_db: str) -> List[TrainerRun]:
             if e.execution_id == execution.id and e.type == e.OUTPUT and e.path.steps[0].key == "model_run"
         ), None)
         if logdir:
-            runs.append(TrainerRun(execution.id, logdir, flatten(_custom_config(execution))))
+            settings = flatten(_custom_config(execution))
+            settings.pop(CHECKPOINT_ROOT_KEY, None)  # a place, not a setting: runs are not named by it
+            runs.append(TrainerRun(execution.id, logdir, settings))
     return runs
 
 
@@ -145,7 +148,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     spec = logdir_spec(runs, experiment_dir)
     for name, run in zip(run_names(runs), runs):
         print(f"{name}: {run.logdir}")
-    print(f"{shlex.quote(sys.executable)} -m tensorboard.main --logdir_spec {shlex.quote(spec)} --host {args.host} --port {args.port}")
+    print(f"{shlex.quote(sys.executable)} -m tensorboard.main --logdir_spec {shlex.quote(spec)} "
+          f"--host {args.host} --port {args.port}")
     if args.print_only:
         return 0
     url = start_server(spec, args.host, args.port)

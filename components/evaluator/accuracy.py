@@ -1,11 +1,10 @@
 """Top-1 accuracy as a native TFMA metric: weighted (correct, total) counts in numpy.
 
 Why not Keras' SparseCategoricalAccuracy: TFMA runs Keras metrics through a
-TensorFlow call per batch, 2.1 s of the Evaluator's 5.2 s on the 10,000 eval
-images. Why not a metric derived from TFMA's multi-class confusion matrix:
-its per-example input handling is generic (sub keys, class weights,
-multi-output dicts) and cost ~0.5 s; this one costs next to nothing
-(docs/benchmarks.md). It accepts what this model gives, one integer label
+TensorFlow call per batch, most of the Evaluator's time. Why not a metric
+derived from TFMA's multi-class confusion matrix: its per-example input
+handling is generic (sub keys, class weights, multi-output dicts) and slow;
+this one costs next to nothing (numbers: docs/benchmarks.md). It accepts what this model gives, one integer label
 and one vector of class scores per example, and names anything else.
 """
 from __future__ import annotations

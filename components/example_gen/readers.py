@@ -135,5 +135,7 @@ def check_split(images: np.ndarray, labels: np.ndarray, where: str) -> Split:
         raise DataError(f"{where}: no records; the files are empty")
     bad = np.flatnonzero(labels >= NUM_CLASSES)
     if bad.size:
-        raise DataError(f"{where}: label {int(labels[bad[0]])} at record {int(bad[0])} is outside 0-9; the labels file is corrupt")
+        raise DataError(
+            f"{where}: label {int(labels[bad[0]])} at record {int(bad[0])} is outside 0-9; the labels file is corrupt"
+        )
     return images, labels

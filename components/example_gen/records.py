@@ -2,11 +2,11 @@
 
 Encoding, chosen by measurement on the 60k training images: ``image`` is an
 int64 list of 784 pixels, ``label`` one int64. Packed varints make a record
-~926 bytes on average, close to raw bytes (822) and 3.4x smaller than floats
-(3174), while the schema can still check the pixel domain 0-255 and the
-784-value shape, which an opaque bytes feature cannot. Building the protos
-with the proto API costs ~4.3 s per 60k images; writing the wire format with
-numpy costs ~1 s (tests parse it back against the proto API).
+close to raw bytes in size and a third of floats, while the schema can
+still check the pixel domain 0-255 and the 784-value shape, which an opaque
+bytes feature cannot. The wire format is written with numpy, several times
+faster than building protos with the proto API (tests parse it back against
+the proto API; numbers in docs/benchmarks.md).
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Dict, Mapping, Sequence
 from tensorboard.compat.proto import summary_pb2
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import api_pb2 as hparams_api_pb2, metadata as hparams_metadata, plugin_data_pb2
-from tensorboard.plugins.hparams import summary_v2 as hp  # not .api: that imports TensorFlow (2 s of a CLI's start)
+from tensorboard.plugins.hparams import summary_v2 as hp  # not .api: that imports TensorFlow into a CLI's start
 
 from components.trainer import tags
 from components.trainer.options import STRATEGY_SETTINGS

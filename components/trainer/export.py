@@ -6,8 +6,8 @@ Keras 3's ``model.save(save_format='tf')`` no longer exists.
 
 The transform graph is applied by TFT's SavedModelLoader, the object inside
 TFT's Keras ``TransformFeaturesLayer``, without that layer: saving a Keras
-layer makes ``tf.saved_model.save`` trace Keras' call functions, 2.6 of the
-2.9 s the export took (0.3 s without; docs/benchmarks.md).
+layer makes ``tf.saved_model.save`` trace Keras' call functions, nearly all
+of the export's time (docs/benchmarks.md).
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class ServingModule(tf.Module):
             lambda examples: self._probabilities(tf.io.parse_example(examples, feature_spec)),
             input_signature=[tf.TensorSpec([None], tf.string, name="examples")],
             # No Python control flow here; autograph would convert TFT's
-            # code as well: 3.0 s to trace with it, 0.01 s without (measured).
+            # code as well, seconds of tracing for nothing (docs/benchmarks.md).
             autograph=False,
         )
 
@@ -47,4 +47,4 @@ class ServingModule(tf.Module):
 
 def export_serving_model(model: MLP, transform_output: tft.TFTransformOutput, export_dir: str) -> None:
     module = ServingModule(model, transform_output)
-    tf.saved_model.save(module, export_dir, signatures={SIGNATURE: module._serve})
+    tf.saved_model.save(module, export_dir, signatures={SIGNATURE: module._serve})  # noqa: SLF001 (its own tf.function)

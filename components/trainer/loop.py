@@ -65,7 +65,9 @@ class TrainingLoop:
         self.telemetry = telemetry
         self.batch_size = batch_size
         self.max_nonfinite_steps = max_nonfinite_steps
-        counter = lambda name, init=0: tf.Variable(init, dtype=tf.int64, trainable=False, name=name)
+        def counter(name: str, init: int = 0) -> tf.Variable:
+            return tf.Variable(init, dtype=tf.int64, trainable=False, name=name)
+
         self.step = counter("step")
         self.clipped_steps = counter("clipped_steps")
         self.nonfinite_steps = counter("nonfinite_steps")
@@ -80,7 +82,7 @@ class TrainingLoop:
     def _train_step(self, x: tf.Tensor, y: tf.Tensor, histograms: Optional[tf.Tensor]):
         """One step, traced without autograph: its branches are explicit ``tf.cond``s
         and counter updates are arithmetic (autograph converting this code was
-        ~0.35 s of every Trainer run's trace, docs/benchmarks.md). ``histograms``:
+        a large part of every Trainer run's trace, docs/benchmarks.md). ``histograms``:
         a bool tensor, or None where this trace never writes them."""
         learning_rate = self._learning_rate()  # before this step's update moves a schedule on
         with tf.GradientTape() as tape:
@@ -145,7 +147,7 @@ class TrainingLoop:
         losses = tf.TensorArray(tf.float32, size=0, dynamic_size=True).write(0, loss)
         norms = tf.TensorArray(tf.float32, size=0, dynamic_size=True).write(0, norm)
 
-        def more(i, losses, norms):
+        def more(i, _losses, _norms):
             return tf.logical_and(i < count, self.consecutive_nonfinite < self.max_nonfinite_steps)
 
         def step(i, losses, norms):

@@ -6,6 +6,11 @@ from typing import Literal, Tuple
 
 from components.common.errors import ConfigError
 
+# The Trainer's custom_config beside its sections: where resumable checkpoints go, and the settings of
+# earlier components it records with its run (TensorBoard's HParams).
+CHECKPOINT_ROOT_KEY = "checkpoint_root"
+UPSTREAM_KEYS = ("transform",)
+
 ClipName = Literal["none", "value", "norm", "global_norm", "adaptive"]
 # The clip settings each strategy reads; the others mean nothing for it.
 STRATEGY_SETTINGS = {

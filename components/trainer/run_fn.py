@@ -13,7 +13,6 @@ from types import MappingProxyType
 from typing import Any, Mapping, Optional
 
 import numpy as np
-import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras
 from tfx.components.trainer.fn_args_utils import FnArgs
@@ -23,13 +22,13 @@ from components.trainer import clipping, dashboards, data, export
 from components.trainer.checkpoint import Checkpointer, checkpoint_dir
 from components.trainer.loop import TrainingLoop, make_loss
 from components.trainer.model import MLP
-from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
+from components.trainer.options import (
+    CHECKPOINT_ROOT_KEY, UPSTREAM_KEYS, ClipOptions, TelemetryOptions, TrainerOptions,
+)
 from components.trainer.report import GradientReport
 from components.trainer.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
-CHECKPOINT_ROOT_KEY = "checkpoint_root"  # custom_config: where resumable checkpoints go
-UPSTREAM_KEYS = ("transform",)  # custom_config: settings of earlier components, recorded with the run (HParams)
 
 
 def parse_custom_config(custom_config: Mapping[str, Any]):

@@ -34,8 +34,8 @@ def write_histogram(name: str, data: tf.Tensor, step: tf.Tensor) -> None:
 
     Same format as ``tf.summary.histogram`` (a [buckets, 3] tensor of left
     edge, right edge, count) but O(n): TensorBoard's own op builds a float64
-    one-hot matrix of n x 30 (96 MB for the 400k-weight first layer), which
-    made histograms the most expensive part of the telemetry.
+    one-hot matrix of n x 30 (for the 400k-weight first layer, ~100 MB per
+    histogram), which made histograms the most expensive part of the telemetry.
     """
     values = tf.reshape(data, [-1])
     low, high = tf.reduce_min(values), tf.reduce_max(values)
@@ -71,7 +71,7 @@ def _nothing() -> None:
 class Telemetry:
     """Writes from inside the training ``tf.function``, which is traced without
     autograph: its branches are explicit ``tf.cond``s (converting these
-    methods' code took ~0.5 s of every Trainer run's tracing, docs/benchmarks.md)."""
+    methods' code was a large part of every Trainer run's tracing, docs/benchmarks.md)."""
 
     def __init__(self, logdir: str, variable_names: Sequence[str], options: TelemetryOptions):
         self.logdir = logdir

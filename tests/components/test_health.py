@@ -9,7 +9,8 @@ from components.validation.options import HealthOptions
 HEALTHY = GradientReport(
     steps=100, max_pre_clip_norm=3.0, median_pre_clip_norm=1.0, p99_pre_clip_norm=2.5, clipped_fraction=0.1,
     nonfinite_steps=0, first_clipped_step=4, largest_norm_variable="dense_0/kernel", largest_norm_value=2.0,
-    first_nonfinite_step=None, diverged_at_step=None, last_finite_norms={"dense_0/kernel": 2.0}, final_loss=0.1, eval_accuracy=0.97,
+    first_nonfinite_step=None, diverged_at_step=None, last_finite_norms={"dense_0/kernel": 2.0}, final_loss=0.1,
+    eval_accuracy=0.97,
 )
 
 

@@ -8,6 +8,14 @@ import pytest
 from tests.e2e.run_cli import COMMON, REPO, run_pipeline
 
 
+def pytest_collection_modifyitems(items):
+    """Everything under tests/e2e is marked e2e (`make test-fast` deselects them)."""
+    here = os.path.dirname(__file__)
+    for item in items:
+        if str(item.fspath).startswith(here + os.sep):
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture(scope="session")
 def first_run(mnist_slice, tmp_path_factory):
     """The local runner's run on the slice: checked by test_pipeline, the reference of test_runners.

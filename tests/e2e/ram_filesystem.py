@@ -62,7 +62,7 @@ class RamFileSystem(FileSystem):
 
     def _open(self, path: str, mode: str, compression_type: str) -> BinaryIO:
         raw = _Upload(path) if mode == "wb" else tf.io.gfile.GFile(path, mode)
-        compression = FileSystem._get_compression_type(path, compression_type)
+        compression = FileSystem._get_compression_type(path, compression_type)  # noqa: SLF001 (Beam's own rule)
         return raw if compression == CompressionTypes.UNCOMPRESSED else CompressedFile(raw, compression_type=compression)
 
     def create(self, path, mime_type="application/octet-stream", compression_type=CompressionTypes.AUTO) -> BinaryIO:

@@ -56,7 +56,8 @@ def test_kubeflow_v2_spec_has_every_component_in_dependency_order(compiled, firs
         assert all(order.index(dep) < order.index(name) for dep in task.dependent_tasks)
     assert job.runtime_config.gcs_output_directory == os.path.join(first_run[0], "pipeline")
     for executor in spec.deployment_spec.fields["executors"].struct_value.fields.values():
-        assert executor.struct_value.fields["container"].struct_value.fields["image"].string_value == "gcr.io/example/clipflow:test"
+        container = executor.struct_value.fields["container"].struct_value
+        assert container.fields["image"].string_value == "gcr.io/example/clipflow:test"
 
 
 def test_kubeflow_v2_parameters_equal_the_local_runs_settings(compiled, first_run):

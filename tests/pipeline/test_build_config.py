@@ -36,7 +36,8 @@ def test_beam_args_and_kubeflow_flags_become_settings(tmp_path):
     ])
     assert config.pipeline.beam_args == ("--direct_running_mode=multi_processing", "--direct_num_workers=2")
     assert config.kubeflow.output_file == str(tmp_path / "spec.json")
-    assert (config.kubeflow.image, config.kubeflow.project, config.kubeflow.region) == ("gcr.io/p/clipflow:1", "p", "europe-west4")
+    settings = config.kubeflow
+    assert (settings.image, settings.project, settings.region) == ("gcr.io/p/clipflow:1", "p", "europe-west4")
     assert config.kubeflow.submit_vertex is True and config.kubeflow.service_account == "sa@p.iam"
 
 

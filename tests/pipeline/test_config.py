@@ -62,7 +62,8 @@ def test_json_round_trip_and_custom_config():
         ("clip.lo=-inf", "clip.lo must be a finite number"),
         ("health.max_clipped_fraction=nan", "health.max_clipped_fraction must be a finite number"),
         ("pipeline.runner=airflow", "pipeline.runner must be one of local, beam, kubeflow-v2; got 'airflow'"),
-        ("pipeline.output_dir='gs://b/runs'", "the local runner keeps ML Metadata (SQLite), the run lock and logs in one; add --metadata-dir"),
+        ("pipeline.output_dir='gs://b/runs'",
+         "the local runner keeps ML Metadata (SQLite), the run lock and logs in one; add --metadata-dir"),
         ("pipeline.metadata_dir='gs://b/meta'", "pipeline.metadata_dir gs://b/meta must be a local folder"),
         ("kubeflow.output_file=spec.yaml", "kubeflow.output_file must end in .json"),
         ("kubeflow.submit_vertex=true", "--submit-vertex needs --project and --region"),
@@ -92,19 +93,20 @@ def test_bad_toml_file(tmp_path):
 
 
 def test_runner_names_match_the_runner_modules():
-    import typing
+    import typing  # noqa: PLC0415  (this module must load without TensorFlow; runners import it)
 
-    from pipeline import runners
-    from pipeline.config import PipelineSettings
+    from pipeline import runners  # noqa: PLC0415
+    from pipeline.config import PipelineSettings  # noqa: PLC0415
 
     names = set(typing.get_args(typing.get_type_hints(PipelineSettings)["runner"]))
     assert names == set(runners.EMBEDDED) | set(runners.COMPILED)
     for name, module in {**runners.EMBEDDED, **runners.COMPILED}.items():
-        assert runners._runner_module(name).__name__ == f"pipeline.runners.{module}"
+        assert runners._runner_module(name).__name__  # noqa: SLF001 == f"pipeline.runners.{module}"
 
 
 def test_config_loads_without_tensorflow():
     """The CLI validates settings before TensorFlow (slow, noisy) is imported."""
-    code = "import sys, pipeline.config, pipeline.data_source; print(sorted(m for m in ('tensorflow', 'tfx') if m in sys.modules))"
+    code = ("import sys, pipeline.config, pipeline.data_source; "
+            "print(sorted(m for m in ('tensorflow', 'tfx') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.stdout.strip() == "[]", result.stderr[-2000:]

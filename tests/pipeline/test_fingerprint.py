@@ -3,9 +3,7 @@ import os
 import shutil
 import time
 
-import pytest
 
-from pipeline import fingerprint
 from pipeline.fingerprint import PROJECT_ROOT, code_fingerprint, source_files
 from pipeline.pipeline import COMPONENT_CODE
 
