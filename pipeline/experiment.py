@@ -17,7 +17,8 @@ import sys
 from typing import List, Optional
 
 from pipeline.logs import quiet_terminal, send_logs_to_file
-from pipeline.run import attributed, build_config, exit_process, report_user_errors
+from pipeline.exits import attributed, exit_process, report_user_errors
+from pipeline.prepare import build_config
 
 RECIPE = (
     "transform.mode=divide", "transform.divisor=50", "trainer.hidden_units=[512, 256]", "trainer.optimizer=sgd",

@@ -137,6 +137,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    from pipeline.run import exit_process  # noqa: PLC0415
+    from pipeline.exits import exit_process  # noqa: PLC0415
 
     exit_process(main())  # no interpreter teardown under TensorBoard's server threads

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from components.trainer.clipping import ClipStrategy
 from components.trainer.model import MLP, NUM_CLASSES
+from components.trainer.report import GradientReport
 from components.trainer.telemetry import Telemetry
 
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
@@ -196,6 +197,25 @@ class TrainingLoop:
             if after_call is not None:
                 after_call(first, result)
         return result
+
+    def gradient_report(
+        self, pre_clip_norms: np.ndarray, losses: np.ndarray, eval_accuracy: float, resumed_from_step: Optional[int],
+    ) -> GradientReport:
+        """The report on training so far: the host-side history of every step, and the counters this loop kept."""
+        return GradientReport.build(
+            pre_clip_norms=pre_clip_norms,
+            losses=losses,
+            clipped_steps=int(self.clipped_steps.numpy()),
+            nonfinite_steps=int(self.nonfinite_steps.numpy()),
+            first_clipped_step=int(self.first_clipped_step.numpy()),
+            variable_names=self.model.variable_names,
+            max_variable_norms=self.max_pre_clip_norms.numpy(),
+            first_nonfinite_step=int(self.first_nonfinite_step.numpy()),
+            diverged_at_step=int(self.step.numpy()) - 1 if self.stopped else None,
+            last_finite_norms=self.last_finite_norms.numpy(),
+            eval_accuracy=eval_accuracy,
+            resumed_from_step=resumed_from_step,
+        )
 
     def checkpoint_objects(self) -> dict:
         """Everything whose state a resumed run needs, for tf.train.Checkpoint."""

@@ -6,11 +6,12 @@ exports the serving model.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
 from types import MappingProxyType
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 import tensorflow_transform as tft
@@ -19,8 +20,8 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components.common.typed import flatten, from_dict, to_dict
 from components.trainer import clipping, dashboards, data, export
-from components.trainer.checkpoint import Checkpointer, checkpoint_dir
-from components.trainer.loop import TrainingLoop, make_loss
+from components.trainer.checkpoint import Checkpointer, Restored, checkpoint_dir
+from components.trainer.loop import EpochResult, TrainingLoop, make_loss
 from components.trainer.model import MLP
 from components.trainer.options import (
     CHECKPOINT_ROOT_KEY, UPSTREAM_KEYS, ClipOptions, TelemetryOptions, TrainerOptions,
@@ -67,6 +68,58 @@ def epoch_line(epoch: int, epochs: int, step: int, result, accuracy: float, clip
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class History:
+    """Every step's loss and pre-clip global norm so far, on the host: the gradient report's input,
+    and what a checkpoint carries so a resumed run reports on the whole of training."""
+
+    losses: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
+    norms: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
+
+    def extended(self, result: EpochResult) -> "History":
+        return History(np.concatenate([self.losses, result.losses]), np.concatenate([self.norms, result.norms]))
+
+
+class SaveCheckpoints:
+    """The loop's ``after_call``: saves the training state each time a multiple of
+    ``checkpoint_every_n_steps`` has passed, with the history up to that step."""
+
+    def __init__(self, checkpointer: Checkpointer, loop: TrainingLoop, telemetry: Telemetry, logdir: str):
+        self.checkpointer, self.loop, self.telemetry, self.logdir = checkpointer, loop, telemetry, logdir
+        self.last_step = int(loop.step.numpy())
+
+    def during(self, epoch: int, before: History) -> Callable[[int, EpochResult], None]:
+        def after_call(next_batch: int, so_far: EpochResult) -> None:
+            step = int(self.loop.step.numpy())
+            if self.checkpointer.due(self.last_step, step):
+                self.telemetry.flush()  # events up to the checkpoint are on disk before it is
+                history = before.extended(so_far)
+                self.checkpointer.save(step, epoch, next_batch, history.losses, history.norms, self.logdir)
+            self.last_step = step
+
+        return after_call
+
+
+def resume(checkpointer: Optional[Checkpointer], telemetry: Telemetry) -> tuple[Optional[Restored], History]:
+    """The state of an interrupted run, if a readable checkpoint holds one (the loop's variables are
+    restored in place), and its history; else nothing and an empty history."""
+    restored = checkpointer.restore() if checkpointer else None
+    if restored is None:
+        return None, History()
+    log.warning("resuming from the checkpoint at step %d (%s)", restored.step, checkpointer.directory)
+    print(f"Trainer: resuming from the checkpoint at step {restored.step}", flush=True)
+    telemetry.import_previous(restored.logdir, before_step=restored.step)
+    return restored, History(restored.losses, restored.norms)
+
+
+def build_loop(model: MLP, options: TrainerOptions, clip: ClipOptions, telemetry: Telemetry, train_size: int) -> TrainingLoop:
+    steps = options.epochs * -(-train_size // options.batch_size)
+    return TrainingLoop(
+        model, make_optimizer(options, total_steps=steps), make_loss(options.loss), clipping.make_strategy(clip),
+        telemetry, options.batch_size, clip.max_nonfinite_steps, telemetry.options.clip_rate_window,
+    )
+
+
 def train(
     train_split, eval_split, logdir: str, options: TrainerOptions, clip: ClipOptions, telemetry_options: TelemetryOptions,
     checkpoints: Optional[str] = None, upstream_settings: Mapping[str, Any] = MappingProxyType({}),
@@ -85,44 +138,18 @@ def train(
         dashboards.clipping_layout(model.variable_names, telemetry_options.clip_rate_window),
         dashboards.hparam_values(settings),
     )
-    loop = TrainingLoop(
-        model,
-        make_optimizer(options, total_steps=options.epochs * -(-int(train_split[0].shape[0]) // options.batch_size)),
-        make_loss(options.loss),
-        clipping.make_strategy(clip),
-        telemetry,
-        options.batch_size,
-        clip.max_nonfinite_steps,
-        telemetry_options.clip_rate_window,
-    )
+    loop = build_loop(model, options, clip, telemetry, int(train_split[0].shape[0]))
     checkpointer = Checkpointer(checkpoints, loop.checkpoint_objects(), options.checkpoint_every_n_steps) if checkpoints else None
-    restored = checkpointer.restore() if checkpointer else None
-    losses, norms = np.zeros(0, np.float32), np.zeros(0, np.float32)
-    start_epoch, start_batch = 0, 0
-    if restored:
-        log.warning("resuming from the checkpoint at step %d (%s)", restored.step, checkpoints)
-        print(f"Trainer: resuming from the checkpoint at step {restored.step}", flush=True)
-        telemetry.import_previous(restored.logdir, before_step=restored.step)
-        losses, norms, start_epoch, start_batch = restored.losses, restored.norms, restored.epoch, restored.batch
+    restored, history = resume(checkpointer, telemetry)
+    saver = SaveCheckpoints(checkpointer, loop, telemetry, logdir) if checkpointer else None
     metrics = {"accuracy": float("nan")}
-    last_step = int(loop.step.numpy())
-    for epoch in range(start_epoch, options.epochs):
-        before = (losses, norms)
-
-        def after_call(next_batch: int, so_far, epoch: int = epoch, before=before) -> None:
-            nonlocal last_step
-            step = int(loop.step.numpy())
-            if checkpointer and checkpointer.due(last_step, step):
-                telemetry.flush()  # events up to the checkpoint are on disk before it is
-                history = (np.concatenate([before[0], so_far.losses]), np.concatenate([before[1], so_far.norms]))
-                checkpointer.save(step, epoch, next_batch, *history, logdir)
-            last_step = step
-
-        first = start_batch if epoch == start_epoch else 0
+    for epoch in range(restored.epoch if restored else 0, options.epochs):
+        first = restored.batch if restored and epoch == restored.epoch else 0
         clipped_before, started = int(loop.clipped_steps.numpy()), time.perf_counter()
+        after_call = saver.during(epoch, history) if saver else None
         result = loop.run_epoch(*train_split, options.steps_per_call, options.seed + epoch, first, after_call)
         seconds = time.perf_counter() - started
-        losses, norms = np.concatenate([losses, result.losses]), np.concatenate([norms, result.norms])
+        history = history.extended(result)
         metrics = loop.evaluate(*eval_split)
         telemetry.record_eval(int(loop.step.numpy()), metrics)
         line = epoch_line(epoch, options.epochs, int(loop.step.numpy()), result, metrics["accuracy"],
@@ -131,20 +158,7 @@ def train(
         print(line, flush=True)
         if result.stopped:
             break
-    report = GradientReport.build(
-        pre_clip_norms=norms,
-        losses=losses,
-        clipped_steps=int(loop.clipped_steps.numpy()),
-        nonfinite_steps=int(loop.nonfinite_steps.numpy()),
-        first_clipped_step=int(loop.first_clipped_step.numpy()),
-        variable_names=model.variable_names,
-        max_variable_norms=loop.max_pre_clip_norms.numpy(),
-        first_nonfinite_step=int(loop.first_nonfinite_step.numpy()),
-        diverged_at_step=int(loop.step.numpy()) - 1 if loop.stopped else None,
-        last_finite_norms=loop.last_finite_norms.numpy(),
-        eval_accuracy=metrics["accuracy"],
-        resumed_from_step=restored.step if restored else None,
-    )
+    report = loop.gradient_report(history.norms, history.losses, metrics["accuracy"], restored.step if restored else None)
     telemetry.record_end(int(loop.step.numpy()), dashboards.final_metrics(report), loop.stopped)
     telemetry.flush()
     if checkpointer:

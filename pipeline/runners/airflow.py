@@ -19,7 +19,7 @@ from tfx.orchestration.airflow.airflow_dag_runner import AirflowDagRunner, Airfl
 from pipeline.config import PipelineConfig
 from pipeline.paths import RunPaths
 from pipeline.pipeline import create_pipeline
-from pipeline.run import build_config
+from pipeline.prepare import build_config
 
 START_DATE = datetime.datetime(2026, 1, 1)
 

@@ -10,7 +10,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 from pipeline.fingerprint import code_fingerprint
 from pipeline.pipeline import COMPONENT_CODE, SCHEMA_FILE, SCHEMA_PATH, create_pipeline
-from pipeline.run import build_config
+from pipeline.prepare import build_config
 from pipeline.summary import overall_accuracy
 from pipeline.runners.kubeflow_v2 import IMAGE_PROJECT_ROOT
 from tests.e2e.reference import first_run_properties, read_examples, reference_executions

@@ -8,7 +8,8 @@ import tensorflow as tf
 from components.common.errors import ConfigError, DataError
 from components.example_gen.component import IDX_PATTERNS, locate_split
 from pipeline.data_source import resolve_data_dir
-from pipeline.run import build_config, flag_settings, parse_args
+from pipeline.prepare import build_config
+from pipeline.run import flag_settings, parse_args
 from tests.idx_files import synthetic, write_split
 
 CLUSTER = ["--runner", "kubeflow-v2", "--data-dir", "gs://bucket/mnist", "--output-dir", "gs://bucket/root"]

@@ -4,7 +4,7 @@ import sys
 
 SCRIPT = """
 import atexit, logging, sys
-from pipeline.run import exit_process
+from pipeline.exits import exit_process
 handler = logging.FileHandler(sys.argv[1], delay=False)
 logging.getLogger().addHandler(handler)
 logging.getLogger().warning("logged last")
@@ -27,7 +27,7 @@ def test_exit_process_keeps_status_output_logs_and_exit_handlers(tmp_path):
 def test_a_profiled_run_exits_normally_so_the_profile_is_written(tmp_path):
     profile = tmp_path / "run.prof"
     script = tmp_path / "script.py"
-    script.write_text("from pipeline.run import exit_process\nexit_process(0)\n")
+    script.write_text("from pipeline.exits import exit_process\nexit_process(0)\n")
     done = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(profile), str(script)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
