@@ -59,7 +59,17 @@ def latest_run_id(store: metadata_store.MetadataStore) -> Optional[str]:
 def run_executions(store: metadata_store.MetadataStore, run_id: str) -> List[NodeExecution]:
     """The executions of one pipeline run, in the order they started."""
     context = store.get_context_by_type_and_name(RUN_CONTEXT, run_id)
-    executions = sorted(store.get_executions_by_context(context.id), key=lambda e: e.create_time_since_epoch)
+    return _node_executions(store, store.get_executions_by_context(context.id))
+
+
+def node_executions(store: metadata_store.MetadataStore, node: str) -> List[NodeExecution]:
+    """Every execution of one component (``Trainer``) over all the pipeline's runs, in the order they started."""
+    contexts = [c for c in store.get_contexts_by_type(NODE_CONTEXT) if c.name.split(".", 1)[-1] == node]
+    return _node_executions(store, [e for c in contexts for e in store.get_executions_by_context(c.id)])
+
+
+def _node_executions(store: metadata_store.MetadataStore, executions) -> List[NodeExecution]:
+    executions = sorted(executions, key=lambda e: (e.create_time_since_epoch, e.id))
     events = store.get_events_by_execution_ids([e.id for e in executions])
     artifacts = {a.id: a for a in store.get_artifacts_by_id({ev.artifact_id for ev in events})}
     result = []

@@ -46,30 +46,17 @@ class TrainerRun:
     settings: Dict[str, object]  # flattened: "clip.strategy" -> "none"
 
 
-def _custom_config(execution) -> dict:
-    value = execution.custom_properties.get("custom_config")
-    return json.loads(value.string_value) if value is not None and value.string_value else {}
-
-
 def trainer_runs(metadata_db: str) -> List[TrainerRun]:
     """Every Trainer execution that trained (cached re-runs are the same run), oldest first."""
-    store = metadata.open_store(metadata_db)
-    executions = sorted(store.get_executions(), key=lambda e: e.id)
-    types = {t.id: t.name for t in store.get_execution_types()}
-    events = store.get_events_by_execution_ids([e.id for e in executions])
-    artifacts = {a.id: a for a in store.get_artifacts_by_id({e.artifact_id for e in events})}
     runs = []
-    for execution in executions:
-        if not types[execution.type_id].endswith("Trainer") or execution.last_known_state != execution.COMPLETE:
+    for execution in metadata.node_executions(metadata.open_store(metadata_db), "Trainer"):
+        model_run = execution.outputs.get("model_run")
+        if execution.state != "COMPLETE" or not model_run:
             continue
-        logdir = next((
-            artifacts[e.artifact_id].uri for e in events
-            if e.execution_id == execution.id and e.type == e.OUTPUT and e.path.steps[0].key == "model_run"
-        ), None)
-        if logdir:
-            settings = flatten(_custom_config(execution))
-            settings.pop(CHECKPOINT_ROOT_KEY, None)  # a place, not a setting: runs are not named by it
-            runs.append(TrainerRun(execution.id, logdir, settings))
+        custom_config = execution.properties.get("custom_config")
+        settings = flatten(json.loads(custom_config.string_value) if custom_config is not None else {})
+        settings.pop(CHECKPOINT_ROOT_KEY, None)  # a place, not a setting: runs are not named by it
+        runs.append(TrainerRun(execution.execution_id, model_run[0].uri, settings))
     return runs
 
 
