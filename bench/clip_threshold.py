@@ -25,7 +25,7 @@ from components.trainer import data
 from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
 from components.trainer.run_fn import train
 from pipeline import metadata
-from pipeline.events import read_run, scalar_curve
+from pipeline.tools.events import read_run, scalar_curve
 from pipeline.paths import RunPaths
 
 

@@ -35,5 +35,5 @@ class RunPaths:
 
     @property
     def tensorboard_experiment(self) -> str:
-        """The HParams experiment ``pipeline.tensorboard`` writes over every Trainer run."""
+        """The HParams experiment ``pipeline.tools.tensorboard`` writes over every Trainer run."""
         return os.path.join(self.local_dir, "tensorboard")

@@ -62,7 +62,7 @@ def collect_summary(config: PipelineConfig) -> Dict[str, Any]:
         "summary_file": paths.summary,
         "components": {e.node: {"state": e.state, "wall_seconds": round(e.wall_seconds, 3)} for e in executions},
         "dashboards_command": (
-            f"{shlex.quote(sys.executable)} -m pipeline.tensorboard --output-dir {shlex.quote(paths.local_dir)}"
+            f"{shlex.quote(sys.executable)} -m pipeline.tools.tensorboard --output-dir {shlex.quote(paths.local_dir)}"
         ),
         "tensorboard_command": (
             f"{shlex.quote(sys.executable)} -m tensorboard.main --logdir {shlex.quote(logdir)} --host 127.0.0.1"

@@ -9,8 +9,8 @@ from typing import Dict, Iterable, List
 
 import pytest
 
-from pipeline.browser import free_port
-from pipeline.tensorboard import start_server
+from pipeline.tools.browser import free_port
+from pipeline.tools.tensorboard import start_server
 
 # Every status a session can have: runs in progress (unknown) and diverged ones (failure) are rows too.
 ALL_STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]

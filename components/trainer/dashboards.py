@@ -4,7 +4,7 @@ The Trainer writes both into its ``train`` run: the Custom Scalars layout and
 its settings as an HParams session when training starts, so a run in progress
 already has its charts, and its end-of-run numbers as ``final/*`` scalars when
 it ends (the HParams plugin shows the last value of a tag, so per-step series
-would show only their last step). ``pipeline.tensorboard`` writes the
+would show only their last step). ``pipeline.tools.tensorboard`` writes the
 experiment: the columns, and the values each setting took.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 CLIPPING, PER_VARIABLE, TRAINING = "Clipping", "Per variable", "Training"
 NORMS_CHART = "global gradient norm: pre-clip, post-clip and the threshold"
 
-# The settings recorded per run, by their ``--set`` names (``pipeline.tensorboard``
+# The settings recorded per run, by their ``--set`` names (``pipeline.tools.tensorboard``
 # reads the same names from ML Metadata).
 HPARAMS = (
     "clip.strategy", "clip.threshold", "clip.lo", "clip.hi", "clip.percentile", "clip.window",

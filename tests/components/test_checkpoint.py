@@ -11,7 +11,7 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 from components.trainer import checkpoint
 from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
 from components.trainer.run_fn import train
-from pipeline.events import read_run
+from pipeline.tools.events import read_run
 from tests.components.trainer_helpers import synthetic_split
 
 SPLITS = (synthetic_split(), synthetic_split(1))

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from components.trainer.model import MLP
 from components.trainer.options import ClipOptions
-from pipeline.events import read_run
+from pipeline.tools.events import read_run
 from tests.components.trainer_helpers import synthetic_split, tiny_run
 
 

@@ -6,7 +6,7 @@ import tensorflow as tf
 from components.trainer.loop import make_loss
 from components.trainer.model import MLP
 from components.trainer.options import ClipOptions
-from pipeline.events import read_run
+from pipeline.tools.events import read_run
 from tests.components.trainer_helpers import synthetic_split, tiny_run
 
 VARIABLES = ["dense_0/kernel", "dense_0/bias", "dense_1/kernel", "dense_1/bias"]

@@ -29,10 +29,10 @@ def first_run(mnist_slice, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def experiment(mnist_slice, tmp_path_factory):
-    """``pipeline.experiment explode`` on the slice, 2 epochs: two Trainer runs (clipping off, on) in one output dir."""
+    """``pipeline.tools.experiment explode`` on the slice, 2 epochs: two Trainer runs (clipping off, on) in one output dir."""
     output_dir = str(tmp_path_factory.mktemp("explode"))
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.experiment", "explode", "--data-dir", mnist_slice, "--output-dir", output_dir,
+        [sys.executable, "-m", "pipeline.tools.experiment", "explode", "--data-dir", mnist_slice, "--output-dir", output_dir,
          "--epochs", "2", "--set", "telemetry.histogram_every_n_steps=50"],
         capture_output=True, text=True, timeout=900, cwd=REPO,
     )

@@ -1,4 +1,4 @@
-"""`python -m pipeline.tensorboard` over the exploding-gradient experiment's two real pipeline runs, as a user
+"""`python -m pipeline.tools.tensorboard` over the exploding-gradient experiment's two real pipeline runs, as a user
 starts it: the HParams table against summary.json and the gradient reports, and the Clipping dashboard in a real
 headless browser."""
 import os
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from pipeline import browser
+from pipeline.tools import browser
 from tests.e2e.run_cli import REPO
 from tests.tensorboard_client import Board, charts
 
@@ -18,7 +18,7 @@ from tests.tensorboard_client import Board, charts
 def served(experiment):
     output_dir, _, data = experiment
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.tensorboard", "--output-dir", output_dir, "--port", str(browser.free_port())],
+        [sys.executable, "-m", "pipeline.tools.tensorboard", "--output-dir", output_dir, "--port", str(browser.free_port())],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -28,7 +28,7 @@ def served(experiment):
             if line.lstrip().startswith("HParams table: "):  # the last line it prints
                 break
         else:
-            pytest.fail(f"pipeline.tensorboard ended without serving: {''.join(lines)}{process.stderr.read()[-2000:]}")
+            pytest.fail(f"pipeline.tools.tensorboard ended without serving: {''.join(lines)}{process.stderr.read()[-2000:]}")
         board = Board(next(line for line in lines if line.startswith("TensorBoard at ")).split()[2])
         names = [line.split(":")[0] for line in lines[:2]]
         assert names == ["clip=none", "clip=global_norm"]

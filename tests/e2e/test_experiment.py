@@ -1,4 +1,4 @@
-"""`pipeline.experiment explode` on a slice: both runs, the figure, and a report whose numbers match the event files."""
+"""`pipeline.tools.experiment explode` on a slice: both runs, the figure, and a report whose numbers match the event files."""
 import os
 import subprocess
 import sys
@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.events import read_run, scalar_curve
+from pipeline.tools.events import read_run, scalar_curve
 from tests.e2e.run_cli import REPO
 
 
@@ -52,7 +52,7 @@ def test_figure_is_a_png(experiment):
 def test_both_runs_side_by_side_in_tensorboard(experiment):
     output_dir, _, _ = experiment
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.tensorboard", "--output-dir", output_dir, "--print-only"],
+        [sys.executable, "-m", "pipeline.tools.tensorboard", "--output-dir", output_dir, "--print-only"],
         capture_output=True, text=True, timeout=300, cwd=REPO,
     )
     assert result.returncode == 0, result.stderr[-2000:]

@@ -14,7 +14,7 @@ from components.example_gen.readers import read_idx_split
 from components.evaluator.eval_config import ACCURACY_METRIC
 from components.example_gen.records import serialize_examples
 from pipeline import metadata
-from pipeline.events import read_run, scalar_curve
+from pipeline.tools.events import read_run, scalar_curve
 from tests.e2e.reference import reference_executions
 from tests.e2e.run_cli import COMMON, NODES, REPO, run_pipeline, read_summary, states as _states
 
@@ -172,7 +172,7 @@ def test_trainer_change_reruns_only_trainer_and_after(trainer_change):
 
 def test_tensorboard_lists_both_trainer_runs_side_by_side(trainer_change):
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.tensorboard", "--output-dir", trainer_change, "--print-only"],
+        [sys.executable, "-m", "pipeline.tools.tensorboard", "--output-dir", trainer_change, "--print-only"],
         capture_output=True, text=True, timeout=300, cwd=REPO,
     )
     assert result.returncode == 0, result.stderr[-2000:]

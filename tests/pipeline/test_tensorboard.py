@@ -4,7 +4,7 @@ import pytest
 
 from components.common.typed import to_dict
 from components.trainer.options import ClipOptions
-from pipeline.tensorboard import TrainerRun, logdir_spec, run_names, write_experiment
+from pipeline.tools.tensorboard import TrainerRun, logdir_spec, run_names, write_experiment
 from tests.components.trainer_helpers import tiny_run
 from tests.tensorboard_client import Board, charts
 

@@ -1,4 +1,4 @@
-"""``python -m pipeline.experiment explode``: the exploding-gradient demo, clipping off vs on.
+"""``python -m pipeline.tools.experiment explode``: the exploding-gradient demo, clipping off vs on.
 
 The classic recipe (inputs / 50, MLP 784-512-256-10 with ReLU, MSE on one-hot
 labels, SGD, batch 128, truncated-normal init) is run twice on one pipeline
@@ -28,7 +28,7 @@ VARIANTS = {"clipping off": ("clip.strategy=none",), "clipping on": ("clip.strat
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.experiment", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.tools.experiment", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="experiment", required=True)
     explode = sub.add_parser("explode", help="exploding gradients: clipping off vs on")
     explode.add_argument("--learning-rate", type=float, default=0.1, help="SGD learning rate (default 0.1)")
@@ -43,7 +43,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 
 def run_variant(args: argparse.Namespace, name: str, overrides: tuple, log_file: Optional[str]):
     from pipeline import summary  # noqa: PLC0415  (TensorFlow and TFX load after the logs are routed)
-    from pipeline.explode_report import RunResult  # noqa: PLC0415
+    from pipeline.tools.explode_report import RunResult  # noqa: PLC0415
     from pipeline.runners import local  # noqa: PLC0415
 
     settings = [
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         log_file = send_logs_to_file(output_dir)
         print(f"full log: {log_file}", flush=True)
     results = [run_variant(args, name, overrides, log_file) for name, overrides in VARIANTS.items()]
-    from pipeline.explode_report import write_figure, write_report  # noqa: PLC0415
+    from pipeline.tools.explode_report import write_figure, write_report  # noqa: PLC0415
 
     figure = write_figure(results, args.clip_threshold, os.path.join(output_dir, "gradient_norms.png"))
     report = write_report(results, vars(args), figure, os.path.join(output_dir, "report.md"))
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     for result in results:
         print(result.headline())
     print(f"figure: {figure}\nreport: {report}")
-    print(f"side by side: {sys.executable} -m pipeline.tensorboard --output-dir {output_dir}")
+    print(f"side by side: {sys.executable} -m pipeline.tools.tensorboard --output-dir {output_dir}")
     return 0
 
 

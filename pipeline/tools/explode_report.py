@@ -9,7 +9,7 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 
 from components.trainer import tags
-from pipeline.events import read_run, scalar_curve
+from pipeline.tools.events import read_run, scalar_curve
 
 
 @dataclasses.dataclass

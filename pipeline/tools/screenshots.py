@@ -1,10 +1,10 @@
-"""``python -m pipeline.screenshots``: the README's TensorBoard pictures, from a real TensorBoard.
+"""``python -m pipeline.tools.screenshots``: the README's TensorBoard pictures, from a real TensorBoard.
 
 Runs the exploding-gradient experiment (clipping off vs on) on the first
 images of real MNIST for two epochs, so that the whole story (the unclipped
 norm exploding within a dozen steps, the clipped one held at the threshold)
 spans a third of the charts' width instead of a sliver of a 18,760-step axis;
-then serves the runs as ``pipeline.tensorboard`` does and has headless
+then serves the runs as ``pipeline.tools.tensorboard`` does and has headless
 Chromium photograph the Clipping dashboard (both runs on the same charts,
 norms on a log axis) and the HParams table into ``docs/``.
 """
@@ -19,10 +19,11 @@ from typing import List, Optional
 
 import numpy as np
 
-from pipeline import browser, tensorboard
+from pipeline.tools import browser, tensorboard
+from pipeline.fingerprint import PROJECT_ROOT
 from pipeline.paths import RunPaths
 
-DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
+DOCS = os.path.join(PROJECT_ROOT, "docs")
 CLIPPING_PNG = "tensorboard_clipping.png"
 HPARAMS_PNG = "tensorboard_hparams.png"
 # The legacy dashboards read their settings from the URL: no smoothing, so every step is drawn as logged.
@@ -58,7 +59,7 @@ _PREPARE_CHARTS = """(() => {
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.screenshots", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.tools.screenshots", description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", default=os.path.join("runs", "screenshots"),
                         help="where the experiment runs (reused if it already holds one)")
     parser.add_argument("--data-dir", default="", help="MNIST (else $MNIST_DATA_DIR, the keras cache, a download)")
@@ -93,7 +94,7 @@ def ensure_experiment(args: argparse.Namespace, output_dir: str) -> None:
     data = write_slice(args.data_dir, os.path.join(output_dir, "mnist-slice.npz"), args.train_examples,
                        args.eval_examples)
     print(f"running the exploding-gradient experiment on {data} into {output_dir}", flush=True)
-    subprocess.run([sys.executable, "-m", "pipeline.experiment", "explode", "--data-dir", data,
+    subprocess.run([sys.executable, "-m", "pipeline.tools.experiment", "explode", "--data-dir", data,
                     "--epochs", str(args.epochs), "--output-dir", output_dir], check=True)
 
 

@@ -1,4 +1,4 @@
-"""``python -m pipeline.tensorboard``: every Trainer run of a pipeline, side by side.
+"""``python -m pipeline.tools.tensorboard``: every Trainer run of a pipeline, side by side.
 
 Finds the Trainer executions in the pipeline's ML Metadata, names each run
 by the settings that differ between them (``scale=50,clip=none``), writes
@@ -113,7 +113,7 @@ def start_server(spec: str, host: str, port: int) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.tensorboard", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.tools.tensorboard", description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", default="runs", help="the pipeline's output directory, or its --metadata-dir "
                         "if the run had one (where metadata.sqlite is; default ./runs)")
     parser.add_argument("--print-only", action="store_true", help="list the runs and the command; do not serve")
