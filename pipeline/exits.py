@@ -53,7 +53,8 @@ def attributed(config: PipelineConfig, log_file: Optional[str], work: Callable[[
         raise
     except Exception as err:
         logging.getLogger(__name__).error("the run failed", exc_info=err)
-        first = one_line(err).splitlines()[0][:300] if one_line(err) else ""
+        message = one_line(err)
+        first = message.splitlines()[0][:300] if message else ""
         where = failed_component(config) if config.pipeline.runner in EMBEDDED_RUNNERS else None
         raise RunFailed(
             f"{where or 'the ' + config.pipeline.runner + ' runner'} failed: {type(err).__name__}: {first}; "
@@ -62,8 +63,9 @@ def attributed(config: PipelineConfig, log_file: Optional[str], work: Callable[[
 
 
 def report_user_errors(debug: bool, work: Callable[[], int]) -> int:
-    """Runs a command's ``work``: a user error ends as one stderr line and exit 2
-    (the traceback too with ``debug``), Ctrl-C as exit 130 with how to resume."""
+    """Runs a command's ``work``: a user error ends as one stderr line and exit 2, any other
+    failure as one line and exit 3 (the traceback instead with ``debug``; in the log otherwise),
+    Ctrl-C as exit 130 with how to resume."""
     try:
         return work()
     except ClipflowError as err:
@@ -92,8 +94,8 @@ def exit_process(code: int) -> NoReturn:
     """Ends a command without the interpreter's teardown.
 
     Freeing the TensorFlow, Beam and TFX modules took seconds after every
-    run (docs/benchmarks.md), with nothing left to write: the run's files are closed and ML Metadata's
-    transactions committed. Exit handlers (logging's final flush among them)
+    run (docs/benchmarks.md), with nothing left to write: the run's files
+    are closed and ML Metadata's transactions committed. Exit handlers (logging's final flush among them)
     still run, as they would at a normal exit. Under a profiler, debugger or
     coverage tool the exit is the normal one: they write their results then."""
     if sys.getprofile() is not None or sys.gettrace() is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Dict, Optional, TextIO
+from typing import Optional, Set, TextIO
 
 from pipeline import metadata
 
@@ -22,13 +22,13 @@ def line(node: str, state: str, seconds: float) -> str:
 
 
 class ComponentLines:
-    """Use as a context manager around a pipeline run; ``out`` gets the lines."""
+    """Use as a context manager around a pipeline run; ``out`` (default: stdout as it is
+    when the run starts, so --quiet's redirection applies) gets the lines."""
 
-    def __init__(self, metadata_db: str, out: TextIO = sys.stdout):
+    def __init__(self, metadata_db: str, out: Optional[TextIO] = None):
         self.metadata_db = metadata_db
-        self.out = out
-        self.printed: Dict[int, str] = {}  # execution id -> node, once printed
-        self.run_id: Optional[str] = None
+        self.out = out or sys.stdout
+        self.printed: Set[int] = set()  # execution ids
         self.previous_run: Optional[str] = None
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._watch, name="clipflow-progress", daemon=True)
@@ -64,5 +64,5 @@ class ComponentLines:
             return
         for execution in executions:
             if execution.state in DONE and execution.execution_id not in self.printed:
-                self.printed[execution.execution_id] = execution.node
+                self.printed.add(execution.execution_id)
                 print(line(execution.node, execution.state, execution.wall_seconds), file=self.out, flush=True)

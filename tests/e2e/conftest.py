@@ -1,11 +1,12 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 
-from tests.e2e.run_cli import COMMON, REPO, run_pipeline
+from tests.e2e.run_cli import COMMON, FIRST_SUMMARY, REPO, run_pipeline
 
 
 def pytest_collection_modifyitems(items):
@@ -24,6 +25,7 @@ def first_run(mnist_slice, tmp_path_factory):
     output_dir = str(tmp_path_factory.mktemp("e2e") / "runs")
     result = run_pipeline("--data-dir", mnist_slice, "--output-dir", output_dir, *COMMON)
     assert result.returncode == 0, result.stderr[-3000:]
+    shutil.copy(os.path.join(output_dir, "summary.json"), os.path.join(output_dir, FIRST_SUMMARY))
     return output_dir, result
 
 

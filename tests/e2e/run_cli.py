@@ -28,9 +28,16 @@ def run_pipeline(*args: str, env: Optional[Dict[str, str]] = None, cwd: str = RE
     )
 
 
-def read_summary(output_dir: str) -> dict:
-    with open(os.path.join(output_dir, "summary.json")) as f:
+def read_summary(output_dir: str, name: str = "summary.json") -> dict:
+    with open(os.path.join(output_dir, name)) as f:
         return json.load(f)
+
+
+FIRST_SUMMARY = "first-summary.json"  # the first run's summary.json, kept: later runs in its dir overwrite that
+
+
+def read_first_summary(output_dir: str) -> dict:
+    return read_summary(output_dir, FIRST_SUMMARY)
 
 
 def states(summary: dict) -> dict:

@@ -16,12 +16,12 @@ from components.example_gen.records import serialize_examples
 from pipeline import metadata
 from pipeline.tools.events import read_run, scalar_curve
 from tests.e2e.reference import reference_executions
-from tests.e2e.run_cli import COMMON, NODES, REPO, run_pipeline, read_summary, states as _states
+from tests.e2e.run_cli import COMMON, NODES, REPO, read_first_summary, read_summary, run_pipeline, states as _states
 
 
 def test_first_run_executes_every_component_and_blesses(first_run):
     output_dir, result = first_run
-    summary = read_summary(output_dir)
+    summary = read_first_summary(output_dir)
     assert _states(summary) == {node: "COMPLETE" for node in NODES}
     assert summary["eval_accuracy"] >= 0.9
     # TFMA's accuracy (our confusion-matrix metric, through the serving signature) equals the
@@ -33,6 +33,13 @@ def test_first_run_executes_every_component_and_blesses(first_run):
     assert all(info["wall_seconds"] > 0 for info in summary["components"].values())
     assert f"eval accuracy: {summary['eval_accuracy']:.4f}" in result.stdout
     assert "--logdir " + summary["tensorboard_logdir"] in result.stdout
+
+
+def _copy_of_first_run(first_run, destination) -> str:
+    """The first run's output dir copied: its ML Metadata points at the first run's artifacts, so
+    the cache answers from them, while what this test adds stays out of the shared dir."""
+    shutil.copytree(first_run[0], destination)
+    return str(destination)
 
 
 def _component_lines(stdout: str) -> list:
@@ -49,7 +56,7 @@ def test_the_terminal_shows_settings_components_and_epochs_as_they_happen(first_
         "settings other than the defaults: telemetry.histogram_every_n_steps=20, evaluator.accuracy_threshold=0.9",
     ]
     assert "\x1b" not in result.stdout  # plain lines: no control codes in a log or CI
-    summary = read_summary(output_dir)
+    summary = read_first_summary(output_dir)
     printed = _component_lines(result.stdout)
     assert [node for node, _, _ in printed] == list(summary["components"])  # each once, in the order they ran
     for node, state, seconds in printed:
@@ -78,7 +85,7 @@ def test_quiet_prints_only_the_result(first_run, mnist_slice):
 
 def test_the_default_run_clips(first_run):
     """The default global-norm threshold binds for the default model, and nothing passes it."""
-    summary = read_summary(first_run[0])
+    summary = read_first_summary(first_run[0])
     threshold = summary["config"]["clip"]["threshold"]
     assert summary["config"]["clip"]["strategy"] == "global_norm" and threshold == 0.5
     assert summary["gradient_report"]["clipped_fraction"] > 0
@@ -123,7 +130,7 @@ def test_examples_keep_the_official_split_sizes(first_run):
 
 def test_pushed_model_serves_raw_examples(first_run, mnist_slice):
     output_dir, _ = first_run
-    summary = read_summary(output_dir)
+    summary = read_first_summary(output_dir)
     assert summary["serving_model"].startswith(os.path.join(output_dir, "serving_model"))
     images, labels = read_idx_split(
         os.path.join(mnist_slice, "t10k-images-idx3-ubyte.gz"), os.path.join(mnist_slice, "t10k-labels-idx1-ubyte.gz")
@@ -137,19 +144,12 @@ def test_pushed_model_serves_raw_examples(first_run, mnist_slice):
 
 
 def test_rerun_uses_the_cache(first_run, mnist_slice):
-    output_dir, _ = first_run
+    output_dir, _ = first_run  # in the first run's own dir: a copy elsewhere has another checkpoint root
     result = run_pipeline("--data-dir", mnist_slice, "--output-dir", output_dir, *COMMON)
     assert result.returncode == 0, result.stderr[-3000:]
     states = _states(read_summary(output_dir))
     assert states == {node: "CACHED" for node in NODES}
     assert {(node, state) for node, state, _ in _component_lines(result.stdout)} == {(n, "CACHED") for n in NODES}
-
-
-def _copy_of_first_run(first_run, destination) -> str:
-    """The first run's output dir copied: its ML Metadata points at the first run's artifacts, so
-    the cache answers from them, while what this test adds stays out of the shared dir."""
-    shutil.copytree(first_run[0], destination)
-    return str(destination)
 
 
 @pytest.fixture(scope="module")
