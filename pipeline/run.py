@@ -72,9 +72,9 @@ def flag_settings(args: argparse.Namespace) -> Dict[str, Any]:
 def start_lines(config: PipelineConfig) -> List[str]:
     """Where the data comes from and the results go, and the settings that differ from the
     defaults (the whole config is in the log and summary.json)."""
+    defaults = flatten(PipelineConfig().to_dict())
     changed = {
-        key: value for key, value in flatten(config.to_dict()).items()
-        if key not in LOCATIONS and flatten(PipelineConfig().to_dict()).get(key) != value
+        key: value for key, value in flatten(config.to_dict()).items() if key not in LOCATIONS and defaults.get(key) != value
     }
     settings = ", ".join(f"{key}={json.dumps(value)}" for key, value in changed.items()) or "none"
     metadata_dir = f" (ML Metadata, logs: {config.pipeline.metadata_dir})" if config.pipeline.metadata_dir else ""

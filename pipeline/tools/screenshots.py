@@ -21,7 +21,6 @@ import numpy as np
 
 from pipeline.tools import browser, tensorboard
 from pipeline.fingerprint import PROJECT_ROOT
-from pipeline.paths import RunPaths
 
 DOCS = os.path.join(PROJECT_ROOT, "docs")
 CLIPPING_PNG = "tensorboard_clipping.png"
@@ -100,12 +99,8 @@ def ensure_experiment(args: argparse.Namespace, output_dir: str) -> None:
 
 def serve(output_dir: str) -> tuple[str, List[str]]:
     """TensorBoard over the output dir's Trainer runs; its URL and the runs' names."""
-    paths = RunPaths(output_dir, output_dir)
-    runs = tensorboard.trainer_runs(paths.metadata_db)
-    experiment_dir = os.path.abspath(paths.tensorboard_experiment)
-    tensorboard.write_experiment(runs, experiment_dir)
-    url = tensorboard.start_server(tensorboard.logdir_spec(runs, experiment_dir), "127.0.0.1", browser.free_port())
-    return url, tensorboard.run_names(runs)
+    runs, spec = tensorboard.prepare(output_dir)
+    return tensorboard.start_server(spec, "127.0.0.1", browser.free_port()), tensorboard.run_names(runs)
 
 
 def photograph(url: str, names: List[str], docs: str, width: int, height: int) -> List[str]:

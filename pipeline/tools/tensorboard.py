@@ -103,6 +103,17 @@ def write_experiment(runs: List[TrainerRun], experiment_dir: str) -> None:
     writer.close()
 
 
+def prepare(output_dir: str) -> tuple[List[TrainerRun], str]:
+    """The output dir's Trainer runs, and the logdir spec that serves them (their HParams experiment written);
+    ML Metadata's own errors propagate."""
+    paths = RunPaths(output_dir, output_dir)
+    runs = trainer_runs(paths.metadata_db)
+    experiment_dir = os.path.abspath(paths.tensorboard_experiment)
+    if runs:
+        write_experiment(runs, experiment_dir)
+    return runs, logdir_spec(runs, experiment_dir)
+
+
 def start_server(spec: str, host: str, port: int) -> str:
     """Starts TensorBoard in this process (background threads); returns its URL."""
     from tensorboard import program  # noqa: PLC0415
@@ -120,19 +131,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=6006)
     args = parser.parse_args(argv)
-    paths = RunPaths(args.output_dir, args.output_dir)
-    db = paths.metadata_db
+    db = RunPaths(args.output_dir, args.output_dir).metadata_db
     try:
-        runs = trainer_runs(db)
+        runs, spec = prepare(args.output_dir)
     except Exception as err:  # noqa: BLE001 (MLMD raises its own error types)
         print(f"clipflow: error: cannot read ML Metadata at {db} ({err}); run the pipeline first", file=sys.stderr)
         return 2
     if not runs:
         print(f"clipflow: error: no completed Trainer run in {db}; run the pipeline first", file=sys.stderr)
         return 2
-    experiment_dir = os.path.abspath(paths.tensorboard_experiment)
-    write_experiment(runs, experiment_dir)
-    spec = logdir_spec(runs, experiment_dir)
     for name, run in zip(run_names(runs), runs):
         print(f"{name}: {run.logdir}")
     print(f"{shlex.quote(sys.executable)} -m tensorboard.main --logdir_spec {shlex.quote(spec)} "
