@@ -58,16 +58,18 @@ class GradientReport:
     ) -> "GradientReport":
         finite = pre_clip_norms[np.isfinite(pre_clip_norms)]
         finite_losses = losses[np.isfinite(losses)]
-        pct = (lambda q: float(np.percentile(finite, q))) if finite.size else (lambda q: float("nan"))
         largest = int(np.argmax(max_variable_norms))
         finite_steps = max(len(pre_clip_norms) - nonfinite_steps, 1)
-        quantiles = {"p50": pct(50), "p90": pct(90), "p99": pct(99), "max": float(finite.max())} if finite.size else {}
+        quantiles = {}
+        if finite.size:
+            p50, p90, p99 = (float(q) for q in np.percentile(finite, [50, 90, 99]))
+            quantiles = {"p50": p50, "p90": p90, "p99": p99, "max": float(finite.max())}
         return cls(
             steps=len(pre_clip_norms),
             max_pre_clip_norm=quantiles.get("max", math.nan),
-            median_pre_clip_norm=pct(50),
-            p90_pre_clip_norm=pct(90),
-            p99_pre_clip_norm=pct(99),
+            median_pre_clip_norm=quantiles.get("p50", math.nan),
+            p90_pre_clip_norm=quantiles.get("p90", math.nan),
+            p99_pre_clip_norm=quantiles.get("p99", math.nan),
             threshold_advice={
                 name: {"threshold": value, "steps_touched": float(np.mean(finite > value))}
                 for name, value in quantiles.items()

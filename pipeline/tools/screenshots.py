@@ -35,19 +35,20 @@ HPARAMS_SIZE = (2400, 420)
 # Norms span 0.1 to 1e11 here: show outliers, put every "gradient norm" chart on a log axis, and open
 # the Clipping charts' legends (which series is which run and tag). Returns how many charts went log.
 _PREPARE_CHARTS = """(() => {
-  const found = [];
-  const walk = (node) => { found.push(node); if (node.shadowRoot) walk(node.shadowRoot);
-                           for (const child of node.children || []) walk(child); };
-  walk(document.documentElement);
+  const below = (root) => {  // root and every element under it, through shadow roots
+    const found = [];
+    const walk = (node) => { found.push(node); if (node.shadowRoot) walk(node.shadowRoot);
+                             for (const child of node.children || []) walk(child); };
+    walk(root);
+    return found;
+  };
+  const found = below(document.documentElement);
   const outliers = found.find(n => n.tagName === "PAPER-CHECKBOX" && n.textContent.includes("Ignore outliers"));
   if (outliers && outliers.checked) outliers.click();
   let toggled = 0;
   const cards = found.filter(n => n.tagName === "TF-CUSTOM-SCALAR-MULTI-LINE-CHART-CARD");
   cards.forEach((card, index) => {
-    const inside = [];
-    const walkCard = (node) => { inside.push(node); if (node.shadowRoot) walkCard(node.shadowRoot);
-                                 for (const child of node.children || []) walkCard(child); };
-    walkCard(card);
+    const inside = below(card);
     const button = inside.find(n => n.getAttribute && n.getAttribute("title") === "Toggle y-axis log scale");
     if (button && String(card.title).includes("gradient norm")) { button.click(); toggled++; }
     const legend = inside.find(n => n.classList && n.classList.contains("toggle-matches-button"));
