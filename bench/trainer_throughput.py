@@ -78,11 +78,12 @@ def keras_fit(x: np.ndarray, y: np.ndarray, steps_per_execution: int) -> Callabl
 def our_loop(x: tf.Tensor, y: tf.Tensor, telemetry: bool, logdir: str) -> Callable[[int], None]:
     """(c)/(d): components.trainer.loop with or without clipping and telemetry."""
     model = MLP((512, 256))
-    strategy = clipping.ClipByGlobalNorm(CLIP) if telemetry else clipping.NoClip()
+    # Inside the non-finite guard, as the Trainer runs every strategy.
+    strategy = clipping.SkipNonFinite(clipping.ClipByGlobalNorm(CLIP) if telemetry else clipping.NoClip(), 10)
     writer = Telemetry(logdir, model.variable_names, TelemetryOptions()) if telemetry else None
     # The Trainer's own optimizer, at a constant rate as Keras fit's (b) (so no schedule length).
     optimizer = make_optimizer(TrainerOptions(optimizer="sgd", learning_rate=LR, lr_schedule="constant"), total_steps=1)
-    loop = TrainingLoop(model, optimizer, make_loss("mse"), strategy, writer, BATCH, 10)
+    loop = TrainingLoop(model, optimizer, make_loss("mse"), strategy, writer, BATCH)
 
     def run(steps: int) -> None:
         done = 0

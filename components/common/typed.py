@@ -23,8 +23,12 @@ def from_dict(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
+    where = f"{path}." if path else ""
+    renamed = getattr(cls, "RENAMED", {})  # old setting name -> new, for a one-line hint
+    for name in unknown:
+        if name in renamed:
+            raise ConfigError(f"setting {where}{name} is renamed: use {where}{renamed[name]}")
     if unknown:
-        where = f"{path}." if path else ""
         raise ConfigError(
             f"unknown setting {where}{unknown[0]}; known settings here: {', '.join(sorted(fields))}"
         )
@@ -88,3 +92,10 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
     return flat
+
+
+def pick(choices: Mapping[str, T], name: str, setting: str) -> T:
+    """``choices[name]``; an unknown name is a one-line error listing the known ones, never a fallback."""
+    if name not in choices:
+        raise ConfigError(f"unknown {setting} {name!r}; known: {', '.join(choices)}")
+    return choices[name]

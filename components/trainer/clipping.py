@@ -1,21 +1,27 @@
-"""Clip strategies: small objects with one job, ``apply(grads) -> (clipped, stats)``.
+"""Clip strategies, optax-style: small objects with one job that compose.
 
-The training step holds one strategy and never asks which. Each strategy
-measures the pre-clip norms once and derives the post-clip norms from its own
-arithmetic where it can (a global-norm clip scales every norm by the same
-factor), so telemetry reads ``stats`` and recomputes nothing.
+Each strategy is ``apply(grads, params) -> (clipped, stats)``. The training
+step holds one strategy and never asks which. Each strategy measures the
+pre-clip norms once and derives the post-clip norms from its own arithmetic
+where it can (a global-norm clip scales every norm by the same factor), so
+telemetry reads ``stats`` and recomputes nothing. ``SkipNonFinite`` wraps any
+strategy, as optax's ``apply_if_finite`` wraps any transform: the training
+step then applies, skips or stops on what the stats say.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import List, NamedTuple, Protocol, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Protocol, Sequence, Tuple
 
 import tensorflow as tf
 
+from components.common.typed import pick
 from components.trainer.options import ClipOptions
 
 Grads = List[tf.Tensor]
+_INF = tf.constant(math.inf)
+_FALSE = tf.constant(False)
 
 
 class ClipStats(NamedTuple):
@@ -30,10 +36,12 @@ class ClipStats(NamedTuple):
     post_global: tf.Tensor  # float32[]
     scale: tf.Tensor  # post_global / pre_global (1 when untouched)
     threshold: tf.Tensor  # the norm bound in force (inf where none applies)
+    skip: tf.Tensor = _FALSE  # bool[]: apply no update this step (a guard found the gradient non-finite)
+    stop: tf.Tensor = _FALSE  # bool[]: a guard has seen too many non-finite steps in a row; training ends
 
 
 class ClipStrategy(Protocol):
-    def apply(self, grads: Sequence[tf.Tensor]) -> Tuple[Grads, ClipStats]: ...
+    def apply(self, grads: Sequence[tf.Tensor], params: Sequence[tf.Variable]) -> Tuple[Grads, ClipStats]: ...
 
 
 def measure(grads: Sequence[tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:
@@ -46,13 +54,17 @@ def _ratio(post: tf.Tensor, pre: tf.Tensor) -> tf.Tensor:
     return tf.where(pre > 0, post / tf.where(pre > 0, pre, 1.0), 1.0)
 
 
-_INF = tf.constant(math.inf)
+def _remeasured(grads, clipped) -> Tuple[Grads, ClipStats]:
+    """Stats of a clip that changes norms unevenly: both sides measured."""
+    pre_norms, pre_global = measure(grads)
+    post_norms, post_global = measure(clipped)
+    return clipped, ClipStats(pre_norms, pre_global, post_norms, post_global, _ratio(post_global, pre_global), _INF)
 
 
 class NoClip:
     """Leaves gradients alone; still reports their norms."""
 
-    def apply(self, grads):
+    def apply(self, grads, params):
         norms, global_norm = measure(grads)
         return list(grads), ClipStats(norms, global_norm, norms, global_norm, tf.ones([]), _INF)
 
@@ -64,12 +76,8 @@ class ClipByValue:
     lo: float
     hi: float
 
-    def apply(self, grads):
-        pre_norms, pre_global = measure(grads)
-        clipped = [tf.clip_by_value(g, self.lo, self.hi) for g in grads]
-        post_norms, post_global = measure(clipped)  # element clipping changes norms unevenly
-        stats = ClipStats(pre_norms, pre_global, post_norms, post_global, _ratio(post_global, pre_global), _INF)
-        return clipped, stats
+    def apply(self, grads, params):
+        return _remeasured(grads, [tf.clip_by_value(g, self.lo, self.hi) for g in grads])
 
 
 @dataclasses.dataclass
@@ -81,7 +89,7 @@ class ClipByNorm:
 
     threshold: float
 
-    def apply(self, grads):
+    def apply(self, grads, params):
         pre_norms, pre_global = measure(grads)
         scales = self.threshold / tf.maximum(pre_norms, self.threshold)
         clipped = [g * scales[i] for i, g in enumerate(grads)]
@@ -103,13 +111,15 @@ class ClipByGlobalNorm:
 
     threshold: float
 
-    def apply(self, grads):
+    def apply(self, grads, params):
         pre_norms, pre_global = measure(grads)
         return _clip_global(grads, pre_norms, pre_global, tf.constant(self.threshold))
 
 
-class AdaptiveClip(tf.Module):
-    """AutoClip-style: a global-norm clip at a percentile of recent finite norms.
+class PercentileClip(tf.Module):
+    """AutoClip (Seetharaman et al. 2020, "AutoClip: Adaptive Gradient Clipping
+    for Source Separation Networks"): a global-norm clip at a percentile of the
+    run's recent finite gradient norms.
 
     The current step's norm joins the history first, so the first step is
     never clipped and the threshold follows the run's own scale. A tf.Module
@@ -117,7 +127,7 @@ class AdaptiveClip(tf.Module):
     """
 
     def __init__(self, percentile: float, window: int):
-        super().__init__(name="adaptive_clip")
+        super().__init__(name="percentile_clip")
         self.percentile = percentile
         self.window = window
         self.history = tf.Variable(tf.zeros([window]), trainable=False, name="clip_history")
@@ -129,7 +139,7 @@ class AdaptiveClip(tf.Module):
         rank = tf.cast(tf.math.ceil(self.percentile / 100.0 * tf.cast(n, tf.float32)), tf.int64) - 1
         return tf.cond(n > 0, lambda: ordered[tf.clip_by_value(rank, 0, n - 1)], lambda: _INF)
 
-    def apply(self, grads):
+    def apply(self, grads, params):
         pre_norms, pre_global = measure(grads)
         # Branch-free (the training step is traced without autograph): a
         # non-finite norm rewrites its slot with the value already there.
@@ -140,14 +150,66 @@ class AdaptiveClip(tf.Module):
         return _clip_global(grads, pre_norms, pre_global, self.threshold_now())
 
 
-def make_strategy(options: ClipOptions) -> ClipStrategy:
-    """The strategy named in the config (create it outside any tf.function)."""
-    if options.strategy == "none":
-        return NoClip()
-    if options.strategy == "value":
-        return ClipByValue(options.lo, options.hi)
-    if options.strategy == "norm":
-        return ClipByNorm(options.threshold)
-    if options.strategy == "global_norm":
-        return ClipByGlobalNorm(options.threshold)
-    return AdaptiveClip(options.percentile, options.window)
+def unitwise_norm(x: tf.Tensor) -> tf.Tensor:
+    """The norm of each unit, broadcast to ``x``'s shape: a dense kernel's units are its
+    output columns (norm over the input axis), a vector's are its elements (optax's ``unitwise_norm``)."""
+    if x.shape.rank <= 1:
+        return tf.abs(x)
+    squares = tf.reduce_sum(tf.square(x), axis=list(range(x.shape.rank - 1)), keepdims=True)
+    return tf.broadcast_to(tf.sqrt(squares), tf.shape(x))
+
+
+@dataclasses.dataclass
+class UnitwiseAdaptiveClip:
+    """AGC (Brock et al. 2021, "High-Performance Large-Scale Image Recognition
+    Without Normalization", NFNets; optax's ``adaptive_grad_clip``): each unit's
+    gradient is rescaled so that ``|G_i| / max(|W_i|, eps) <= ratio``.
+
+    The bound follows each weight's own size, so no single norm threshold
+    applies: ``threshold`` is reported as inf, like value clipping.
+    """
+
+    ratio: float
+    eps: float
+
+    def apply(self, grads, params):
+        clipped = []
+        for g, w in zip(grads, params):
+            g_norm = unitwise_norm(g)
+            max_norm = tf.maximum(unitwise_norm(w), self.eps) * self.ratio
+            clipped.append(tf.where(g_norm > max_norm, g * (max_norm / tf.maximum(g_norm, 1e-6)), g))
+        return _remeasured(grads, clipped)
+
+
+class SkipNonFinite(tf.Module):
+    """Wraps any strategy, as optax's ``apply_if_finite``: a step whose gradient norm is
+    NaN/Inf says ``skip`` (the step applies no update), and after ``max_in_a_row`` such
+    steps in a row says ``stop``. A tf.Module: checkpoints carry the count."""
+
+    def __init__(self, inner: ClipStrategy, max_in_a_row: int):
+        super().__init__(name="skip_nonfinite")
+        self.inner = inner
+        self.max_in_a_row = max_in_a_row
+        self.in_a_row = tf.Variable(0, dtype=tf.int64, trainable=False, name="nonfinite_in_a_row")
+
+    def apply(self, grads, params):
+        clipped, stats = self.inner.apply(grads, params)
+        finite = tf.math.is_finite(stats.pre_global)
+        self.in_a_row.assign(tf.where(finite, tf.constant(0, tf.int64), self.in_a_row + 1))
+        return clipped, stats._replace(skip=tf.logical_not(finite), stop=self.in_a_row >= self.max_in_a_row)
+
+
+# Strategy name -> its constructor from the options (the names ClipOptions accepts: options.STRATEGY_SETTINGS).
+STRATEGIES: Dict[str, Callable[[ClipOptions], ClipStrategy]] = {
+    "none": lambda o: NoClip(),
+    "value": lambda o: ClipByValue(o.lo, o.hi),
+    "norm": lambda o: ClipByNorm(o.threshold),
+    "global_norm": lambda o: ClipByGlobalNorm(o.threshold),
+    "percentile": lambda o: PercentileClip(o.percentile, o.window),
+    "agc": lambda o: UnitwiseAdaptiveClip(o.ratio, o.eps),
+}
+
+
+def make_strategy(options: ClipOptions) -> SkipNonFinite:
+    """The strategy the config names, inside the non-finite guard (create it outside any tf.function)."""
+    return SkipNonFinite(pick(STRATEGIES, options.strategy, "clip.strategy")(options), options.max_consecutive_nonfinite)

@@ -30,7 +30,7 @@ NORMS_CHART = "global gradient norm: pre-clip, post-clip and the threshold"
 # The settings recorded per run, by their ``--set`` names (``pipeline.tools.tensorboard``
 # reads the same names from ML Metadata).
 HPARAMS = (
-    "clip.strategy", "clip.threshold", "clip.lo", "clip.hi", "clip.percentile", "clip.window",
+    "clip.strategy", "clip.threshold", "clip.lo", "clip.hi", "clip.percentile", "clip.window", "clip.ratio", "clip.eps",
     "trainer.optimizer", "trainer.learning_rate", "trainer.lr_schedule", "trainer.loss", "trainer.init",
     "trainer.hidden_units", "transform.mode", "transform.divisor", "trainer.batch_size", "trainer.epochs",
     "trainer.seed",

@@ -2,10 +2,9 @@
 
 One call runs ``steps_per_call`` steps on batches gathered from tensors held
 in memory, so the host is visited once per call, not once per step. The loop
-holds a clip strategy and a telemetry writer and knows neither's details.
-A step whose loss or gradient norm is NaN/Inf applies no update (as optax's
-``apply_if_finite``); after ``max_nonfinite_steps`` of them in a row the
-loop stops and says so in its result.
+holds a clip strategy and a telemetry writer and knows neither's details:
+the strategy's stats say whether a step applies its update (a non-finite
+guard, ``clipping.SkipNonFinite``, says skip) and whether training stops.
 """
 from __future__ import annotations
 
@@ -15,6 +14,7 @@ from typing import Callable, List, Optional
 import numpy as np
 import tensorflow as tf
 
+from components.common.typed import pick
 from components.trainer.clipping import ClipStrategy
 from components.trainer.model import MLP, NUM_CLASSES
 from components.trainer.report import GradientReport
@@ -23,13 +23,17 @@ from components.trainer.telemetry import Telemetry
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
 
-def make_loss(name: str) -> LossFn:
-    """``cross_entropy`` on logits, or the demo's MSE against one-hot labels."""
-    if name == "mse":
-        return lambda labels, outputs: tf.reduce_mean(tf.square(tf.one_hot(labels, NUM_CLASSES) - outputs))
-    return lambda labels, logits: tf.reduce_mean(
+# loss name -> loss(labels, outputs): cross entropy on logits, or the demo's MSE against one-hot labels.
+LOSSES: dict[str, LossFn] = {
+    "cross_entropy": lambda labels, logits: tf.reduce_mean(
         tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-    )
+    ),
+    "mse": lambda labels, outputs: tf.reduce_mean(tf.square(tf.one_hot(labels, NUM_CLASSES) - outputs)),
+}
+
+
+def make_loss(name: str) -> LossFn:
+    return pick(LOSSES, name, "trainer.loss")
 
 
 def _record_first(first_step: tf.Variable, happened: tf.Tensor, step: tf.Variable) -> None:
@@ -55,7 +59,6 @@ class TrainingLoop:
         strategy: ClipStrategy,
         telemetry: Optional[Telemetry],
         batch_size: int,
-        max_nonfinite_steps: int,
         clip_rate_window: int = 100,
     ):
         self.model = model
@@ -65,14 +68,14 @@ class TrainingLoop:
         self.strategy = strategy
         self.telemetry = telemetry
         self.batch_size = batch_size
-        self.max_nonfinite_steps = max_nonfinite_steps
+
         def counter(name: str, init: int = 0) -> tf.Variable:
             return tf.Variable(init, dtype=tf.int64, trainable=False, name=name)
 
         self.step = counter("step")
         self.clipped_steps = counter("clipped_steps")
         self.nonfinite_steps = counter("nonfinite_steps")
-        self.consecutive_nonfinite = counter("consecutive_nonfinite")
+        self.halted = tf.Variable(False, trainable=False, name="halted")  # the strategy said stop
         self.first_clipped_step = counter("first_clipped_step", -1)
         self.first_nonfinite_step = counter("first_nonfinite_step", -1)
         self.max_pre_clip_norms = tf.Variable(tf.zeros([len(self.variables)]), trainable=False, name="max_norms")
@@ -89,36 +92,34 @@ class TrainingLoop:
         with tf.GradientTape() as tape:
             loss = self.loss_fn(y, self.model(x))
         grads = tape.gradient(loss, self.variables)
-        clipped, stats = self.strategy.apply(grads)
-        finite = tf.logical_and(tf.math.is_finite(loss), tf.math.is_finite(stats.pre_global))
+        clipped, stats = self.strategy.apply(grads, self.variables)
+        applied = tf.logical_not(stats.skip)
 
         def update() -> None:
             self.optimizer.apply_gradients(zip(clipped, self.variables))
             self.last_finite_norms.assign(stats.pre_norms)
             self.max_pre_clip_norms.assign(tf.maximum(self.max_pre_clip_norms, stats.pre_norms))
 
-        tf.cond(finite, update, lambda: None)
-        clipped_now = tf.logical_and(finite, stats.scale < 1.0)
-        nonfinite_now = tf.logical_not(finite)
+        tf.cond(applied, update, lambda: None)
+        clipped_now = tf.logical_and(applied, stats.scale < 1.0)
         self.clipped_steps.assign_add(tf.cast(clipped_now, tf.int64))
-        self.nonfinite_steps.assign_add(tf.cast(nonfinite_now, tf.int64))
-        self.consecutive_nonfinite.assign(tf.where(finite, tf.constant(0, tf.int64), self.consecutive_nonfinite + 1))
+        self.nonfinite_steps.assign_add(tf.cast(stats.skip, tf.int64))
+        self.halted.assign(stats.stop)
         _record_first(self.first_clipped_step, clipped_now, self.step)
-        _record_first(self.first_nonfinite_step, nonfinite_now, self.step)
+        _record_first(self.first_nonfinite_step, stats.skip, self.step)
         if self.telemetry is not None:
-            # The slot of this step if finite: the finite steps before it. Branch-free: a
-            # non-finite step rewrites a slot with the value already there.
+            # The slot of this step if applied: the applied steps before it. Branch-free: a
+            # skipped step rewrites a slot with the value already there.
             slot = (self.step - self.nonfinite_steps) % self.recent_clipped.shape[0]
             self.recent_clipped.scatter_nd_update(
-                [[slot]], [tf.where(finite, tf.cast(clipped_now, tf.float32), self.recent_clipped[slot])]
+                [[slot]], [tf.where(applied, tf.cast(clipped_now, tf.float32), self.recent_clipped[slot])]
             )
             self.telemetry.record_step(
-                self.step, loss, learning_rate, stats, finite, self.clipped_steps, self.nonfinite_steps,
-                self.recent_clipped,
+                self.step, loss, learning_rate, stats, self.clipped_steps, self.nonfinite_steps, self.recent_clipped,
             )
             if histograms is not None:
                 self.telemetry.record_histograms(
-                    self.step, grads, clipped, self.variables, tf.logical_and(histograms, finite)
+                    self.step, grads, clipped, self.variables, tf.logical_and(histograms, applied)
                 )
         self.step.assign_add(1)
         return loss, stats.pre_global
@@ -141,15 +142,15 @@ class TrainingLoop:
         The first step is peeled out of the loop: it is the only one that may
         write histograms, so the one branch on ``histograms`` (a bool tensor:
         one trace serves both cases) runs once per call, not once per step.
-        The loop ends early once ``max_nonfinite_steps`` steps in a row were
-        not finite.
+        The loop ends early once the strategy says stop (too many non-finite
+        steps in a row).
         """
         loss, norm = self._train_step(*self._batch(images, labels, first), histograms)
         losses = tf.TensorArray(tf.float32, size=0, dynamic_size=True).write(0, loss)
         norms = tf.TensorArray(tf.float32, size=0, dynamic_size=True).write(0, norm)
 
         def more(i, _losses, _norms):
-            return tf.logical_and(i < count, self.consecutive_nonfinite < self.max_nonfinite_steps)
+            return tf.logical_and(i < count, tf.logical_not(self.halted))
 
         def step(i, losses, norms):
             loss, norm = self._train_step(*self._batch(images, labels, first + i), None)
@@ -222,17 +223,17 @@ class TrainingLoop:
         objects = {
             "model": self.model, "optimizer": self.optimizer, "step": self.step,
             "clipped_steps": self.clipped_steps, "nonfinite_steps": self.nonfinite_steps,
-            "consecutive_nonfinite": self.consecutive_nonfinite, "first_clipped_step": self.first_clipped_step,
+            "halted": self.halted, "first_clipped_step": self.first_clipped_step,
             "first_nonfinite_step": self.first_nonfinite_step, "max_pre_clip_norms": self.max_pre_clip_norms,
             "last_finite_norms": self.last_finite_norms, "recent_clipped": self.recent_clipped,
         }
-        if isinstance(self.strategy, tf.Module):  # a strategy with state (adaptive)
+        if isinstance(self.strategy, tf.Module):  # a strategy with state (the non-finite guard, percentile)
             objects["strategy"] = self.strategy
         return objects
 
     @property
     def stopped(self) -> bool:
-        return int(self.consecutive_nonfinite.numpy()) >= self.max_nonfinite_steps
+        return bool(self.halted.numpy())
 
     @tf.function(autograph=False)
     def _eval_batch(self, x: tf.Tensor, y: tf.Tensor):

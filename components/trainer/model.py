@@ -9,14 +9,17 @@ from typing import List, Sequence
 
 import tensorflow as tf
 
+from components.common.typed import pick
+
 NUM_PIXELS = 784
 NUM_CLASSES = 10
 
 
-def _initializer(name: str, seed: int):
-    if name == "truncated_normal":  # the exploding-gradient demo's init
-        return tf.initializers.TruncatedNormal(stddev=0.1, seed=seed)
-    return tf.initializers.GlorotUniform(seed=seed)
+# init name -> initializer for a seed; truncated_normal (stddev 0.1) is the exploding-gradient demo's.
+INITIALIZERS = {
+    "glorot_uniform": lambda seed: tf.initializers.GlorotUniform(seed=seed),
+    "truncated_normal": lambda seed: tf.initializers.TruncatedNormal(stddev=0.1, seed=seed),
+}
 
 
 class MLP(tf.Module):
@@ -28,7 +31,7 @@ class MLP(tf.Module):
         self.kernels: List[tf.Variable] = []
         self.biases: List[tf.Variable] = []
         for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
-            init_fn = _initializer(init, seed + i)
+            init_fn = pick(INITIALIZERS, init, "trainer.init")(seed + i)
             self.kernels.append(tf.Variable(init_fn([fan_in, fan_out]), name=f"dense_{i}/kernel"))
             self.biases.append(tf.Variable(tf.zeros([fan_out]), name=f"dense_{i}/bias"))
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Tuple
+from typing import Callable, ClassVar, Dict, Literal, Tuple
 
 from components.common.errors import ConfigError
 
@@ -11,11 +11,16 @@ from components.common.errors import ConfigError
 CHECKPOINT_ROOT_KEY = "checkpoint_root"
 UPSTREAM_KEYS = ("transform",)
 
-ClipName = Literal["none", "value", "norm", "global_norm", "adaptive"]
-# The clip settings each strategy reads; the others mean nothing for it.
+# The clip settings each strategy reads (its name is the key); the others mean nothing for it
+# and are neither validated nor recorded with its runs.
 STRATEGY_SETTINGS = {
     "none": (), "value": ("lo", "hi"), "norm": ("threshold",), "global_norm": ("threshold",),
-    "adaptive": ("percentile", "window"),
+    "percentile": ("percentile", "window"), "agc": ("ratio", "eps"),
+}
+# Old strategy names, refused with the new name rather than guessed at.
+RENAMED_STRATEGIES = {
+    "adaptive": "'percentile' (AutoClip: a global-norm clip at a percentile of recent norms; "
+    "'agc' is unit-wise adaptive clipping, optax's adaptive_grad_clip)",
 }
 
 
@@ -24,27 +29,43 @@ class ClipOptions:
     """Keras' names for the same ideas: ``value`` = clipvalue (bounds lo, hi),
     ``norm`` = clipnorm (per tensor), ``global_norm`` = global_clipnorm."""
 
-    strategy: ClipName = "global_norm"
+    # A str checked against STRATEGY_SETTINGS, not a Literal: a renamed strategy gets its own message.
+    strategy: str = "global_norm"
     # norm / global_norm: the largest norm let through. 0.5 clips the default model where its
     # gradients are largest, mostly early on (bench/clip_threshold.py; docs/benchmarks.md).
     threshold: float = 0.5
     lo: float = -1.0  # value: lower bound of each gradient element
     hi: float = 1.0  # value: upper bound
-    percentile: float = 90.0  # adaptive: threshold = this percentile of recent pre-clip norms
-    window: int = 1000  # adaptive: how many recent steps that percentile covers
-    max_nonfinite_steps: int = 10  # stop after this many consecutive NaN/Inf steps
+    percentile: float = 90.0  # percentile: threshold = this percentile of recent pre-clip norms
+    window: int = 1000  # percentile: how many recent steps that percentile covers
+    ratio: float = 0.01  # agc: the largest gradient-to-weight norm ratio of a unit (the paper's lambda)
+    eps: float = 1e-3  # agc: weight norms below this count as this (zero-initialised biases still move)
+    max_consecutive_nonfinite: int = 10  # stop after this many NaN/Inf steps in a row (each is skipped)
+    RENAMED: ClassVar[Dict[str, str]] = {"max_nonfinite_steps": "max_consecutive_nonfinite"}
 
     def __post_init__(self) -> None:
-        if self.threshold <= 0:
-            raise ConfigError(f"clip.threshold must be > 0 (got {self.threshold}); e.g. 0.5")
-        if self.lo >= self.hi:
-            raise ConfigError(f"clip.lo must be below clip.hi (got lo={self.lo}, hi={self.hi})")
-        if not 0 < self.percentile <= 100:
-            raise ConfigError(f"clip.percentile must be in (0, 100] (got {self.percentile})")
-        if self.window < 1:
-            raise ConfigError(f"clip.window must be >= 1 (got {self.window})")
-        if self.max_nonfinite_steps < 1:
-            raise ConfigError(f"clip.max_nonfinite_steps must be >= 1 (got {self.max_nonfinite_steps})")
+        if self.strategy in RENAMED_STRATEGIES:
+            raise ConfigError(f"clip.strategy {self.strategy!r} is renamed: use {RENAMED_STRATEGIES[self.strategy]}")
+        if self.strategy not in STRATEGY_SETTINGS:
+            raise ConfigError(f"clip.strategy must be one of {', '.join(STRATEGY_SETTINGS)}; got {self.strategy!r}")
+        for setting in STRATEGY_SETTINGS[self.strategy]:  # only the active strategy's settings mean anything
+            valid, expected = _CLIP_CHECKS[setting](self)
+            if not valid:
+                raise ConfigError(f"clip.{setting} must be {expected} (got {getattr(self, setting)})")
+        if self.max_consecutive_nonfinite < 1:
+            raise ConfigError(f"clip.max_consecutive_nonfinite must be >= 1 (got {self.max_consecutive_nonfinite})")
+
+
+# Setting -> (is it valid, what it must be); read for the active strategy's settings only.
+_CLIP_CHECKS: Dict[str, Callable[[ClipOptions], Tuple[bool, str]]] = {
+    "threshold": lambda o: (o.threshold > 0, "> 0; e.g. 0.5"),
+    "lo": lambda o: (o.lo < o.hi, f"below clip.hi={o.hi}"),
+    "hi": lambda o: (o.hi > o.lo, f"above clip.lo={o.lo}"),
+    "percentile": lambda o: (0 < o.percentile <= 100, "in (0, 100]; e.g. 90"),
+    "window": lambda o: (o.window >= 1, ">= 1; e.g. 1000"),
+    "ratio": lambda o: (o.ratio > 0, "> 0; e.g. 0.01"),
+    "eps": lambda o: (o.eps > 0, "> 0; e.g. 0.001"),
+}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Everything written here is already computed by the step (loss) or by the clip
 strategy (norms, scale): telemetry only writes. Summaries are ops inside the
-training ``tf.function``, so telemetry adds no host round trip. Non-finite
+training ``tf.function``, so telemetry adds no host round trip. Skipped (non-finite)
 steps write no norms or histograms (a single NaN makes TensorBoard draw the
 whole series wrongly); they are counted in ``nonfinite/steps`` instead.
 """
@@ -97,15 +97,14 @@ class Telemetry:
         loss: tf.Tensor,
         learning_rate: tf.Tensor,
         stats: ClipStats,
-        finite: tf.Tensor,
         clipped_steps: tf.Tensor,
         nonfinite_steps: tf.Tensor,
         recent_clipped: tf.Tensor,
     ) -> None:
         """Per-step scalars (call inside the training tf.function). The clipped
-        fractions count finite steps only (skipped steps were not clipped):
+        fractions count applied steps only (skipped ones were not clipped):
         so far, and over ``recent_clipped``, the clipped flags (1/0) of the last
-        finite steps, a ring the loop keeps of ``clip_rate_window`` slots."""
+        applied steps, a ring the loop keeps of ``clip_rate_window`` slots."""
         if not self.options.scalars:
             return
         finite_steps = tf.maximum(step + 1 - nonfinite_steps, 1)
@@ -130,7 +129,7 @@ class Telemetry:
             write_scalar(tags.NONFINITE, nonfinite_steps, step)
             write_scalar(tags.LEARNING_RATE, learning_rate, step)
             # One branch for all of them: a cond per summary costs more than the writes.
-            tf.cond(finite, finite_step_scalars, _nothing)
+            tf.cond(tf.logical_not(stats.skip), finite_step_scalars, _nothing)
 
     @staticmethod
     def _write_threshold(threshold: tf.Tensor, step: tf.Tensor) -> None:

@@ -17,7 +17,7 @@ from tests.components.trainer_helpers import synthetic_split
 SPLITS = (synthetic_split(), synthetic_split(1))
 
 
-def _train(logdir, epochs, checkpoints=None, strategy="adaptive"):
+def _train(logdir, epochs, checkpoints=None, strategy="percentile"):
     options = TrainerOptions(hidden_units=(16,), optimizer="adam", learning_rate=0.01, epochs=epochs, batch_size=16,
                              steps_per_call=3, checkpoint_every_n_steps=5, seed=1)
     return train(*SPLITS, str(logdir), options, ClipOptions(strategy=strategy, window=8),
@@ -28,7 +28,7 @@ class Interrupted(Exception):
     pass
 
 
-def _interrupted(logdir, checkpoints, monkeypatch, strategy="adaptive", saves=1):
+def _interrupted(logdir, checkpoints, monkeypatch, strategy="percentile", saves=1):
     """A run killed right after its ``saves``-th checkpoint: the first is at the first call
     boundary past step 5, step 7 (calls end at histogram steps and epoch ends too)."""
     save = checkpoint.Checkpointer.save

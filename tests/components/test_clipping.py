@@ -5,11 +5,13 @@ import pytest
 import tensorflow as tf
 
 from components.trainer import clipping
-from components.trainer.options import ClipOptions
+from components.common.errors import ConfigError
+from components.trainer.options import STRATEGY_SETTINGS, ClipOptions
 
 # Gradients of three variables shaped [2], [4], [8]; norms 5, 4 and sqrt(32).
 GRADS = [tf.constant([3.0, 4.0]), tf.constant([2.0, 2.0, 2.0, 2.0]), tf.constant([2.0] * 8)]
 GLOBAL = math.sqrt(25 + 16 + 32)
+PARAMS = [tf.Variable(tf.ones_like(g)) for g in GRADS]  # what the strategies that read weights (agc) see
 
 
 def _np(tensors):
@@ -17,7 +19,7 @@ def _np(tensors):
 
 
 def test_global_norm_scales_all_by_one_factor_and_keeps_direction():
-    clipped, stats = clipping.ClipByGlobalNorm(4.0).apply(GRADS)
+    clipped, stats = clipping.ClipByGlobalNorm(4.0).apply(GRADS, PARAMS)
     factor = 4.0 / GLOBAL
     for got, grad in zip(_np(clipped), _np(GRADS)):
         np.testing.assert_allclose(got, grad * factor, rtol=1e-6)
@@ -36,7 +38,7 @@ def test_global_norm_scales_all_by_one_factor_and_keeps_direction():
 
 
 def test_global_norm_below_threshold_is_untouched():
-    clipped, stats = clipping.ClipByGlobalNorm(100.0).apply(GRADS)
+    clipped, stats = clipping.ClipByGlobalNorm(100.0).apply(GRADS, PARAMS)
     for got, grad in zip(_np(clipped), _np(GRADS)):
         np.testing.assert_array_equal(got, grad)
     assert float(stats.scale) == 1.0
@@ -47,13 +49,13 @@ def test_global_norm_below_threshold_is_untouched():
 def test_post_clip_global_norm_never_exceeds_threshold(threshold):
     rng = np.random.default_rng(int(threshold * 10))
     grads = [tf.constant(rng.normal(size=s) * 10, tf.float32) for s in (2, 4, 8)]
-    clipped, stats = clipping.ClipByGlobalNorm(threshold).apply(grads)
+    clipped, stats = clipping.ClipByGlobalNorm(threshold).apply(grads, PARAMS)
     assert float(tf.linalg.global_norm(clipped)) <= threshold * (1 + 1e-6)
     assert float(stats.post_global) <= threshold * (1 + 1e-6)
 
 
 def test_norm_clips_each_tensor_on_its_own():
-    clipped, stats = clipping.ClipByNorm(4.5).apply(GRADS)
+    clipped, stats = clipping.ClipByNorm(4.5).apply(GRADS, PARAMS)
     for got, grad in zip(_np(clipped), GRADS):
         np.testing.assert_allclose(got, tf.clip_by_norm(grad, 4.5).numpy(), rtol=1e-6)
     np.testing.assert_allclose(stats.post_norms.numpy(), [4.5, 4.0, 4.5], rtol=1e-6)
@@ -62,7 +64,7 @@ def test_norm_clips_each_tensor_on_its_own():
 
 
 def test_value_clips_elements():
-    clipped, stats = clipping.ClipByValue(-1.0, 2.5).apply(GRADS)
+    clipped, stats = clipping.ClipByValue(-1.0, 2.5).apply(GRADS, PARAMS)
     expected = [np.array([2.5, 2.5]), np.full(4, 2.0), np.full(8, 2.0)]
     for got, want in zip(_np(clipped), expected):
         np.testing.assert_array_equal(got, want)
@@ -71,7 +73,7 @@ def test_value_clips_elements():
 
 
 def test_none_reports_norms_and_changes_nothing():
-    clipped, stats = clipping.NoClip().apply(GRADS)
+    clipped, stats = clipping.NoClip().apply(GRADS, PARAMS)
     for got, grad in zip(_np(clipped), _np(GRADS)):
         np.testing.assert_array_equal(got, grad)
     assert float(stats.pre_global) == pytest.approx(GLOBAL, rel=1e-6)
@@ -79,40 +81,122 @@ def test_none_reports_norms_and_changes_nothing():
     assert float(stats.scale) == 1.0
 
 
-def test_adaptive_threshold_is_a_percentile_of_recent_norms():
-    strategy = clipping.AdaptiveClip(percentile=50.0, window=3)
+def test_percentile_threshold_is_a_percentile_of_recent_norms():
+    strategy = clipping.PercentileClip(percentile=50.0, window=3)
     thresholds = []
     for scale in (1.0, 3.0, 2.0, 10.0):  # global norms GLOBAL * scale
-        _, stats = strategy.apply([g * scale for g in GRADS])
+        _, stats = strategy.apply([g * scale for g in GRADS], PARAMS)
         thresholds.append(float(stats.threshold) / GLOBAL)
     # History after each step: [1] -> median 1; [1,3] -> 1 (lower median);
     # [1,3,2] -> 2; window 3 drops 1: [3,2,10] -> 3.
     np.testing.assert_allclose(thresholds, [1.0, 1.0, 2.0, 3.0], rtol=1e-6)
-    _, stats = strategy.apply([g * 10.0 for g in GRADS])  # [10, 2, 10] -> median 10: no clip
+    _, stats = strategy.apply([g * 10.0 for g in GRADS], PARAMS)  # [10, 2, 10] -> median 10: no clip
     assert float(stats.scale) == pytest.approx(1.0)
 
 
-def test_adaptive_ignores_non_finite_norms():
-    strategy = clipping.AdaptiveClip(percentile=100.0, window=10)
-    strategy.apply(GRADS)
+def test_percentile_ignores_non_finite_norms():
+    strategy = clipping.PercentileClip(percentile=100.0, window=10)
+    strategy.apply(GRADS, PARAMS)
     history = strategy.history.numpy()
-    strategy.apply([tf.constant([math.inf, 0.0])] + GRADS[1:])
+    strategy.apply([tf.constant([math.inf, 0.0])] + GRADS[1:], PARAMS)
     assert int(strategy.count.numpy()) == 1
     np.testing.assert_array_equal(strategy.history.numpy(), history)
 
 
+def agc_numpy(grad: np.ndarray, weight: np.ndarray, ratio: float, eps: float) -> np.ndarray:
+    """The paper's formula, unit by unit: G_i <- ratio * max(|W_i|, eps) / |G_i| * G_i where
+    |G_i| / max(|W_i|, eps) > ratio; a kernel's units are its output columns, a bias's its elements."""
+    out = grad.copy()
+    columns = grad.reshape(-1, grad.shape[-1]) if grad.ndim > 1 else grad.reshape(1, -1)
+    weights = weight.reshape(-1, weight.shape[-1]) if weight.ndim > 1 else weight.reshape(1, -1)
+    clipped = out.reshape(columns.shape)
+    for unit in range(columns.shape[1]):
+        g_norm = np.linalg.norm(columns[:, unit])
+        w_norm = max(np.linalg.norm(weights[:, unit]), eps)
+        if g_norm / w_norm > ratio:
+            clipped[:, unit] = columns[:, unit] * ratio * w_norm / g_norm
+    return clipped.reshape(grad.shape)
+
+
+def _kernel_and_bias(seed: int):
+    rng = np.random.default_rng(seed)
+    weights = [rng.normal(size=(6, 4)), np.array([0.0, 0.5, -2.0, 1e-5])]  # a zero bias: the eps floor
+    grads = [rng.normal(size=(6, 4)) * [[0.01, 1.0, 0.1, 5.0]], np.array([0.3, -1e-4, 0.05, 2.0])]
+    return [tf.Variable(w, dtype=tf.float32) for w in weights], [tf.constant(g, tf.float32) for g in grads]
+
+
+@pytest.mark.parametrize("autograph", [None, False, True])  # eager, and traced as the training step is
+@pytest.mark.parametrize("ratio,eps", [(0.01, 1e-3), (0.1, 1e-3), (1.0, 0.1)])
+def test_agc_matches_the_papers_formula(ratio, eps, autograph):
+    params, grads = _kernel_and_bias(int(ratio * 100))
+    strategy = clipping.UnitwiseAdaptiveClip(ratio, eps)
+    apply = strategy.apply if autograph is None else tf.function(strategy.apply, autograph=autograph)
+    clipped, stats = apply(grads, params)
+    for got, g, w in zip(clipped, grads, params):
+        np.testing.assert_allclose(got.numpy(), agc_numpy(g.numpy(), w.numpy(), ratio, eps), rtol=1e-5, atol=1e-9)
+    expected = [agc_numpy(g.numpy(), w.numpy(), ratio, eps) for g, w in zip(grads, params)]
+    np.testing.assert_allclose(stats.post_norms.numpy(), [np.linalg.norm(e) for e in expected], rtol=1e-5)
+    np.testing.assert_allclose(stats.pre_norms.numpy(), [np.linalg.norm(g.numpy()) for g in grads], rtol=1e-5)
+    assert float(stats.scale) == pytest.approx(np.linalg.norm(np.concatenate([e.ravel() for e in expected]))
+                                               / float(stats.pre_global), rel=1e-5)
+    assert math.isinf(float(stats.threshold))
+
+
+def test_agc_leaves_units_under_the_ratio_alone_and_bounds_the_others():
+    params, grads = _kernel_and_bias(7)
+    clipped, stats = clipping.UnitwiseAdaptiveClip(0.1, 1e-3).apply(grads, params)
+    kernel, grad = params[0].numpy(), grads[0].numpy()
+    for unit in range(4):
+        bound = 0.1 * max(np.linalg.norm(kernel[:, unit]), 1e-3)
+        got = clipped[0].numpy()[:, unit]
+        if np.linalg.norm(grad[:, unit]) <= bound:
+            np.testing.assert_array_equal(got, grad[:, unit])
+        else:
+            assert np.linalg.norm(got) == pytest.approx(bound, rel=1e-5)
+    assert float(stats.scale) < 1.0  # some unit was clipped: the step counts as clipped
+
+
+ALL = ["none", "value", "norm", "global_norm", "percentile", "agc"]
+
+
 @pytest.mark.parametrize(
     "name,kind", [("none", clipping.NoClip), ("value", clipping.ClipByValue), ("norm", clipping.ClipByNorm),
-                  ("global_norm", clipping.ClipByGlobalNorm), ("adaptive", clipping.AdaptiveClip)]
+                  ("global_norm", clipping.ClipByGlobalNorm), ("percentile", clipping.PercentileClip),
+                  ("agc", clipping.UnitwiseAdaptiveClip)]
 )
-def test_make_strategy(name, kind):
-    assert isinstance(clipping.make_strategy(ClipOptions(strategy=name)), kind)
+def test_make_strategy_wraps_the_named_strategy_in_the_non_finite_guard(name, kind):
+    strategy = clipping.make_strategy(ClipOptions(strategy=name, max_consecutive_nonfinite=4))
+    assert isinstance(strategy, clipping.SkipNonFinite) and isinstance(strategy.inner, kind)
+    assert strategy.max_in_a_row == 4
+    assert sorted(clipping.STRATEGIES) == sorted(ALL) == sorted(STRATEGY_SETTINGS)
 
 
-@pytest.mark.parametrize("name", ["none", "value", "norm", "global_norm", "adaptive"])
+@pytest.mark.parametrize("name", ALL)
 def test_strategies_trace_without_autograph_as_the_training_step_does(name):
     options = ClipOptions(strategy=name, threshold=4.0)
-    eager_clipped, eager_stats = clipping.make_strategy(options).apply(GRADS)
-    clipped, stats = tf.function(clipping.make_strategy(options).apply, autograph=False)(GRADS)
+    eager_clipped, eager_stats = clipping.make_strategy(options).apply(GRADS, PARAMS)
+    clipped, stats = tf.function(clipping.make_strategy(options).apply, autograph=False)(GRADS, PARAMS)
     for got, want in zip([*clipped, *stats], [*eager_clipped, *eager_stats]):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_the_guard_around_each_strategy_skips_non_finite_steps_and_stops_after_k_in_a_row(name):
+    guard = clipping.make_strategy(ClipOptions(strategy=name, threshold=4.0, max_consecutive_nonfinite=2))
+    apply = tf.function(guard.apply, autograph=False)
+    poisoned = [tf.constant([math.nan, 1.0])] + GRADS[1:]
+    verdicts = []
+    for grads in (GRADS, poisoned, GRADS, poisoned, poisoned, GRADS):
+        _, stats = apply(grads, PARAMS)
+        verdicts.append((bool(stats.skip), bool(stats.stop)))
+    # A finite step resets the count; the second non-finite step in a row says stop.
+    assert verdicts == [(False, False), (True, False), (False, False), (True, False), (True, True), (False, False)]
+    _, stats = guard.inner.apply(poisoned, PARAMS)  # the bare strategy has no opinion: it never skips
+    assert not bool(stats.skip) and not bool(stats.stop)
+
+
+def test_an_unknown_strategy_name_is_an_error_not_a_default():
+    options = ClipOptions()
+    object.__setattr__(options, "strategy", "sometimes")  # past the config's own check: the factory checks again
+    with pytest.raises(ConfigError, match="unknown clip.strategy 'sometimes'; known: none, value, norm"):
+        clipping.make_strategy(options)

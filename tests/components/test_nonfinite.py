@@ -1,11 +1,13 @@
-"""Non-finite gradients: the update is skipped, counted, logged; K in a row stop training."""
+"""Non-finite gradients, under every strategy (the guard wraps each): the update is skipped, counted,
+logged; K in a row stop training."""
 import math
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from components.trainer.model import MLP
-from components.trainer.options import ClipOptions
+from components.trainer.options import STRATEGY_SETTINGS, ClipOptions
 from pipeline.tools.events import read_run
 from tests.components.trainer_helpers import synthetic_split, tiny_run
 
@@ -17,9 +19,11 @@ def _poisoned(rows):
     return tf.constant(images), labels
 
 
-def test_all_non_finite_stops_after_k_steps_and_changes_no_weight(tmp_path):
+@pytest.mark.parametrize("strategy", list(STRATEGY_SETTINGS))
+def test_all_non_finite_stops_after_k_steps_and_changes_no_weight(tmp_path, strategy):
     logdir = str(tmp_path)
-    (model, report), options = tiny_run(logdir, train_split=_poisoned([5]), clip=ClipOptions(max_nonfinite_steps=3))
+    clip = ClipOptions(strategy=strategy, max_consecutive_nonfinite=3)
+    (model, report), options = tiny_run(logdir, train_split=_poisoned([5]), clip=clip)
     assert report.steps == 3
     assert report.nonfinite_steps == 3
     assert report.diverged_at_step == 2 and report.first_nonfinite_step == 0

@@ -1,10 +1,12 @@
 import json
+import re
 import subprocess
 import sys
 
 import pytest
 
 from components.common.errors import ConfigError
+from components.trainer.options import STRATEGY_SETTINGS
 from components.trainer.run_fn import parse_custom_config
 from pipeline.config import PipelineConfig, load_config
 from tests.e2e.run_cli import REPO
@@ -30,7 +32,7 @@ def test_toml_then_overrides(tmp_path):
 
 
 def test_json_round_trip_and_custom_config():
-    config = load_config(None, ["clip.strategy=adaptive", "trainer.optimizer=sgd"])
+    config = load_config(None, ["clip.strategy=percentile", "trainer.optimizer=sgd"])
     assert PipelineConfig.from_dict(json.loads(config.to_json())) == config
     trainer, clip, telemetry = parse_custom_config(json.loads(json.dumps(config.trainer_custom_config())))
     assert (trainer, clip, telemetry) == (config.trainer, config.clip, config.telemetry)
@@ -46,7 +48,11 @@ def test_json_round_trip_and_custom_config():
         ("trainer.epochs=1.5", "trainer.epochs must be a whole number"),
         ("clip.threshold=0", "clip.threshold must be > 0"),
         ("clip.threshold=-2", "clip.threshold must be > 0"),
-        ("clip.strategy=sometimes", "clip.strategy must be one of none, value, norm, global_norm, adaptive"),
+        ("clip.strategy=sometimes", "clip.strategy must be one of none, value, norm, global_norm, percentile, agc"),
+        ("clip.strategy=adaptive", "clip.strategy 'adaptive' is renamed: use 'percentile' (AutoClip"),
+        ("clip.max_nonfinite_steps=3", "setting clip.max_nonfinite_steps is renamed: use clip.max_consecutive_nonfinite"),
+        ("clip.max_consecutive_nonfinite=0", "clip.max_consecutive_nonfinite must be >= 1"),
+        ("trainer.init=he_normal", "trainer.init must be one of glorot_uniform, truncated_normal; got 'he_normal'"),
         ("transform.mode=log", "transform.mode must be one of divide, min_max, z_score"),
         ("transform.divisor=0", "transform.divisor must not be 0"),
         ("trainer.batch_size=0", "trainer.batch_size must be >= 1"),
@@ -79,8 +85,28 @@ def test_bad_values_are_rejected_with_a_clear_message(override, message):
 
 
 def test_value_clip_bounds_must_be_ordered():
-    with pytest.raises(ConfigError, match=r"clip.lo must be below clip.hi \(got lo=2.0, hi=1.0\)"):
+    with pytest.raises(ConfigError, match=r"clip.lo must be below clip.hi=1.0 \(got 2.0\)"):
         load_config(None, ["clip.strategy=value", "clip.lo=2", "clip.hi=1"])
+
+
+@pytest.mark.parametrize(
+    "strategy,settings,message",
+    [
+        ("agc", ["clip.ratio=0"], "clip.ratio must be > 0"),
+        ("agc", ["clip.eps=-1"], "clip.eps must be > 0"),
+        ("percentile", ["clip.percentile=0"], "clip.percentile must be in (0, 100]"),
+        ("percentile", ["clip.window=0"], "clip.window must be >= 1"),
+        ("norm", ["clip.threshold=-1"], "clip.threshold must be > 0"),
+    ],
+)
+def test_only_the_active_strategys_settings_are_validated(strategy, settings, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, [f"clip.strategy={strategy}", *settings])
+    setting = settings[0].split("=")[0].split(".")[1]
+    others = [name for name, reads in STRATEGY_SETTINGS.items() if setting not in reads]
+    assert others
+    for other in others:  # the same value means nothing to a strategy that does not read it
+        assert load_config(None, [f"clip.strategy={other}", *settings]).clip.strategy == other
 
 
 def test_bad_toml_file(tmp_path):
