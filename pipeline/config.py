@@ -20,6 +20,7 @@ from components.common.typed import from_dict, to_dict
 from components.trainer.options import CHECKPOINT_ROOT_KEY, ClipOptions, TelemetryOptions, TrainerOptions
 from components.transform.options import ScalingOptions
 from components.validation.options import HealthOptions
+from pipeline import sweep
 
 # Empty: Beam's own defaults, the in-process DirectRunner with one worker
 # (for MNIST-sized data, worker processes cost more than they save). Any
@@ -118,6 +119,10 @@ class PipelineConfig:
     evaluator: EvaluatorOptions = EvaluatorOptions()
     health: HealthOptions = HealthOptions()
     kubeflow: KubeflowSettings = KubeflowSettings()
+    sweep: sweep.SweepSettings = sweep.SweepSettings()
+
+    def __post_init__(self) -> None:
+        sweep.points(self)  # a grid whose points are not all valid configs is refused before anything runs
 
     def to_dict(self) -> Dict[str, Any]:
         return to_dict(self)

@@ -63,8 +63,10 @@ def run_executions(store: metadata_store.MetadataStore, run_id: str) -> List[Nod
 
 
 def node_executions(store: metadata_store.MetadataStore, node: str) -> List[NodeExecution]:
-    """Every execution of one component (``Trainer``) over all the pipeline's runs, in the order they started."""
-    contexts = [c for c in store.get_contexts_by_type(NODE_CONTEXT) if c.name.split(".", 1)[-1] == node]
+    """Every execution of one component (``Trainer``, and a sweep's ``Trainer.<point>`` with it) over all the
+    pipeline's runs, in the order they started."""
+    contexts = [c for c in store.get_contexts_by_type(NODE_CONTEXT)
+                if c.name.split(".", 1)[-1] == node or c.name.split(".", 1)[-1].startswith(node + ".")]
     return _node_executions(store, [e for c in contexts for e in store.get_executions_by_context(c.id)])
 
 

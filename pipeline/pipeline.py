@@ -1,6 +1,7 @@
 """create_pipeline(config): the TFX DAG. Wiring only; the work lives in components/."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Optional
@@ -18,7 +19,7 @@ from components.example_gen.component import MnistExampleGen, input_config
 from components.common.typed import to_dict
 from components.validation.gate import AnomalyGate
 from components.validation.health import TrainingHealthGate
-from pipeline import fingerprint
+from pipeline import fingerprint, sweep
 from pipeline.config import PipelineConfig
 from pipeline.paths import RunPaths
 
@@ -40,14 +41,22 @@ COMPONENT_CODE = {
 }
 
 
-def create_pipeline(
-    config: PipelineConfig,
-    metadata_connection_config: Optional[object] = None,
-    schema_file: str = SCHEMA_FILE,
-) -> Pipeline:
-    """The DAG for ``config``; ``schema_file`` is where the curated schema is
-    found when the components run (inside the image, for compiled runners)."""
-    paths = RunPaths.of(config.pipeline)
+@dataclasses.dataclass(frozen=True)
+class DataStages:
+    """Ingest, statistics, schema and validation: once per pipeline, whatever trains after them."""
+
+    example_gen: MnistExampleGen
+    statistics_gen: StatisticsGen
+    schema_gen: ImportSchemaGen
+    example_validator: ExampleValidator
+    anomaly_gate: AnomalyGate
+
+    @property
+    def components(self) -> list:
+        return [self.example_gen, self.statistics_gen, self.schema_gen, self.example_validator, self.anomaly_gate]
+
+
+def data_stages(config: PipelineConfig, schema_file: str) -> DataStages:
     data_dir = config.data.data_dir
     npz_file = os.path.basename(data_dir) if data_dir.endswith(".npz") else None
     example_gen = MnistExampleGen(
@@ -60,28 +69,43 @@ def create_pipeline(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
-    transform = Transform(
-        examples=example_gen.outputs["examples"],
-        schema=schema_gen.outputs["schema"],
+    return DataStages(example_gen, statistics_gen, schema_gen, example_validator, anomaly_gate)
+
+
+def transform(config: PipelineConfig, data: DataStages, component_id: str = "Transform") -> Transform:
+    component = Transform(
+        examples=data.example_gen.outputs["examples"],
+        schema=data.schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         custom_config=config.transform_custom_config(),
         materialize=False,  # the Trainer applies the transform graph itself (components/trainer/data.py)
         disable_statistics=True,  # StatisticsGen already covers the raw data
-    )
-    transform.add_upstream_node(anomaly_gate)
+    ).with_id(component_id)  # before the edge below, which records the id
+    component.add_upstream_node(data.anomaly_gate)
+    return component
+
+
+def train_and_evaluate(config: PipelineConfig, data: DataStages, transformed: Transform) -> tuple[Trainer, Evaluator]:
     trainer = Trainer(
         run_fn=RUN_FN,
-        examples=example_gen.outputs["examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"],
+        examples=data.example_gen.outputs["examples"],
+        transform_graph=transformed.outputs["transform_graph"],
+        schema=data.schema_gen.outputs["schema"],
         custom_config=config.trainer_custom_config(),
     )
     evaluator = Evaluator(
-        examples=example_gen.outputs["examples"],
+        examples=data.example_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        schema=schema_gen.outputs["schema"],
+        schema=data.schema_gen.outputs["schema"],
         eval_config=build_eval_config(config.evaluator.accuracy_threshold),
     )
+    return trainer, evaluator
+
+
+def single_training(config: PipelineConfig, data: DataStages) -> list:
+    """Transform, Trainer, Evaluator, the health gate and the Pusher of the serving model."""
+    transformed = transform(config, data)
+    trainer, evaluator = train_and_evaluate(config, data, transformed)
     health_gate = TrainingHealthGate(
         evaluator_blessing=evaluator.outputs["blessing"],
         model_run=trainer.outputs["model_run"],
@@ -91,17 +115,45 @@ def create_pipeline(
         model=trainer.outputs["model"],
         model_blessing=health_gate.outputs["final_blessing"],
         push_destination=PushDestination(
-            filesystem=PushDestination.Filesystem(base_directory=paths.serving_model)
+            filesystem=PushDestination.Filesystem(base_directory=RunPaths.of(config.pipeline).serving_model)
         ),
     )
-    components = [
-        example_gen, statistics_gen, schema_gen, example_validator, anomaly_gate,
-        transform, trainer, evaluator, health_gate, pusher,
-    ]
+    return [transformed, trainer, evaluator, health_gate, pusher]
+
+
+def sweep_training(points: list[sweep.Point], data: DataStages) -> list:
+    """One Transform per distinct scaling, then a Trainer and an Evaluator per point; nothing is pushed
+    (the report names the best point; its model is an artifact like any other)."""
+    first_use = {}  # scaling -> the config of the first point with it
+    for point in points:
+        first_use.setdefault(point.config.transform, point.config)
+    transforms = {  # named by the divisor when there are several
+        scaling: transform(config, data, f"Transform.div{scaling.divisor:g}" if len(first_use) > 1 else "Transform")
+        for scaling, config in first_use.items()
+    }
+    components = list(transforms.values())
+    for point in points:
+        trainer, evaluator = train_and_evaluate(point.config, data, transforms[point.config.transform])
+        components += [trainer.with_id(point.trainer_id), evaluator.with_id(point.evaluator_id)]
+    return components
+
+
+def create_pipeline(
+    config: PipelineConfig,
+    metadata_connection_config: Optional[object] = None,
+    schema_file: str = SCHEMA_FILE,
+) -> Pipeline:
+    """The DAG for ``config`` (a sweep's when its ``[sweep]`` names strategies); ``schema_file``
+    is where the curated schema is found when the components run (inside the image, for compiled runners)."""
+    data = data_stages(config, schema_file)
+    points = sweep.points(config)
+    components = data.components + (sweep_training(points, data) if points else single_training(config, data))
     for component in components:
-        if component.id in COMPONENT_CODE:
-            fingerprint.attach(component, fingerprint.code_fingerprint(COMPONENT_CODE[component.id]))
-    fingerprint.attach(schema_gen, fingerprint.fingerprint_files([SCHEMA_PATH]))
+        entry = component.id.split(".")[0]  # a sweep's Trainer.<point> runs the Trainer's code
+        if entry in COMPONENT_CODE:
+            fingerprint.attach(component, fingerprint.code_fingerprint(COMPONENT_CODE[entry]))
+    fingerprint.attach(data.schema_gen, fingerprint.fingerprint_files([SCHEMA_PATH]))
+    paths = RunPaths.of(config.pipeline)
     return Pipeline(
         pipeline_name=config.pipeline.name,
         pipeline_root=paths.pipeline_root,

@@ -18,7 +18,7 @@ DONE = ("COMPLETE", "CACHED", "FAILED", "CANCELED")
 
 
 def line(node: str, state: str, seconds: float) -> str:
-    return f"  {node:<18} {state:<8} {seconds:7.2f} s"
+    return f"  {node:<25} {state:<8} {seconds:7.2f} s"
 
 
 class ComponentLines:

@@ -13,7 +13,8 @@ import tensorflow_model_analysis as tfma
 from components.evaluator.eval_config import ACCURACY_METRIC
 from components.trainer.report import GradientReport
 from components.validation.health import PROBLEMS_PROPERTY
-from pipeline import metadata
+from components.trainer.options import STRATEGY_SETTINGS
+from pipeline import metadata, sweep
 from pipeline.config import PipelineConfig
 from pipeline.paths import RunPaths
 
@@ -32,44 +33,89 @@ def _first(execution: Optional[metadata.NodeExecution], key: str):
     return artifacts[0] if artifacts else None
 
 
+def training_result(store, by_node: Dict[str, metadata.NodeExecution], trainer_id: str, evaluator_id: str) -> Dict[str, Any]:
+    """What one Trainer and its Evaluator produced in this run: accuracy, model, logs, gradient report, time."""
+    trainer = by_node.get(trainer_id)
+    model, model_run = _first(trainer, "model"), _first(trainer, "model_run")
+    evaluation = _first(by_node.get(evaluator_id), "evaluation")
+    logdir = model_run.uri if model_run else None
+    return {
+        "eval_accuracy": overall_accuracy(evaluation.uri) if evaluation else None,
+        "model": model.uri if model else None,
+        "tensorboard_logdir": logdir,
+        "gradient_report": GradientReport.read(logdir).__dict__ if logdir else None,
+        "trainer_state": trainer.state if trainer else None,
+        "trainer_seconds": _training_seconds(store, trainer, model_run),
+    }
+
+
+def _training_seconds(store, trainer: Optional[metadata.NodeExecution], model_run) -> Optional[float]:
+    """The Trainer's wall time; for a cached one, that of the execution that trained the model it reuses."""
+    if trainer is None or model_run is None:
+        return None
+    if trainer.state == "CACHED":
+        trainer = next((e for e in metadata.node_executions(store, trainer.node) if e.state == "COMPLETE"
+                        and any(a.id == model_run.id for a in e.outputs.get("model_run", []))), None)
+    return round(trainer.wall_seconds, 3) if trainer else None
+
+
+def point_results(store, by_node: Dict[str, metadata.NodeExecution], config: PipelineConfig) -> list:
+    """A sweep's points, each with its settings (the ones the grid sets) and its training result."""
+    results = []
+    for point in sweep.points(config):
+        clip = point.config.clip
+        results.append({
+            "point": point.name,
+            "strategy": clip.strategy,
+            "threshold": clip.threshold if "threshold" in STRATEGY_SETTINGS[clip.strategy] else None,
+            "learning_rate": point.config.trainer.learning_rate,
+            "divisor": point.config.transform.divisor,
+            **training_result(store, by_node, point.trainer_id, point.evaluator_id),
+        })
+    return results
+
+
 def collect_summary(config: PipelineConfig) -> Dict[str, Any]:
     paths = RunPaths.of(config.pipeline)
     store = metadata.open_store(paths.metadata_db)
     run_id = metadata.latest_run_id(store)
     executions = metadata.run_executions(store, run_id)
     by_node = {e.node: e for e in executions}
-    model = _first(by_node.get("Trainer"), "model")
-    model_run = _first(by_node.get("Trainer"), "model_run")
-    evaluation = _first(by_node.get("Evaluator"), "evaluation")
-    evaluator_blessing = _first(by_node.get("Evaluator"), "blessing")
-    blessing = _first(by_node.get("TrainingHealthGate"), "final_blessing")
-    pushed = _first(by_node.get("Pusher"), "pushed_model")
-    logdir = model_run.uri if model_run else None
-    return {
-        "pipeline_run": run_id,
-        "eval_accuracy": overall_accuracy(evaluation.uri) if evaluation else None,
-        "accuracy_threshold": config.evaluator.accuracy_threshold,
-        "blessed": bool(blessing and metadata.custom_int(blessing, "blessed") == 1),
-        "accuracy_blessed": bool(evaluator_blessing and metadata.custom_int(evaluator_blessing, "blessed") == 1),
-        "health_problems": (metadata.custom_str(blessing, PROBLEMS_PROPERTY) or None) if blessing else None,
-        "serving_model": (
-            metadata.custom_str(pushed, "pushed_destination") if pushed and metadata.custom_int(pushed, "pushed") == 1 else None
-        ),
-        "model": model.uri if model else None,
-        "tensorboard_logdir": logdir,
-        "gradient_report": GradientReport.read(logdir).__dict__ if logdir else None,
+    summary: Dict[str, Any] = {"pipeline_run": run_id}
+    if config.sweep.active:
+        points = point_results(store, by_node, config)
+        chosen = sweep.best(points)
+        summary.update(points=points, best=chosen["point"] if chosen else None)
+    else:
+        evaluator_blessing = _first(by_node.get("Evaluator"), "blessing")
+        blessing = _first(by_node.get("TrainingHealthGate"), "final_blessing")
+        pushed = _first(by_node.get("Pusher"), "pushed_model")
+        summary.update(training_result(store, by_node, "Trainer", "Evaluator"))
+        summary.update({
+            "accuracy_threshold": config.evaluator.accuracy_threshold,
+            "blessed": bool(blessing and metadata.custom_int(blessing, "blessed") == 1),
+            "accuracy_blessed": bool(evaluator_blessing and metadata.custom_int(evaluator_blessing, "blessed") == 1),
+            "health_problems": (metadata.custom_str(blessing, PROBLEMS_PROPERTY) or None) if blessing else None,
+            "serving_model": (
+                metadata.custom_str(pushed, "pushed_destination")
+                if pushed and metadata.custom_int(pushed, "pushed") == 1 else None
+            ),
+        })
+        logdir = summary["tensorboard_logdir"]
+        summary["tensorboard_command"] = (
+            f"{shlex.quote(sys.executable)} -m tensorboard.main --logdir {shlex.quote(logdir)} --host 127.0.0.1"
+            if logdir else None
+        )
+    summary.update({
         "metadata_db": paths.metadata_db,
         "summary_file": paths.summary,
         "components": {e.node: {"state": e.state, "wall_seconds": round(e.wall_seconds, 3)} for e in executions},
         "dashboards_command": (
             f"{shlex.quote(sys.executable)} -m pipeline.tools.tensorboard --output-dir {shlex.quote(paths.local_dir)}"
         ),
-        "tensorboard_command": (
-            f"{shlex.quote(sys.executable)} -m tensorboard.main --logdir {shlex.quote(logdir)} --host 127.0.0.1"
-            if logdir else None
-        ),
         "config": config.to_dict(),
-    }
+    })
+    return summary
 
 
 def write_summary(config: PipelineConfig) -> Dict[str, Any]:
@@ -91,8 +137,21 @@ def describe(summary: Dict[str, Any]) -> str:
         f"({', '.join(f'{n} {state}' for state, n in states.items())}), "
         f"{sum(info['wall_seconds'] for info in components):.2f} s in components",
     ]
-    accuracy = summary["eval_accuracy"]
+    lines += _describe_points(summary) if "points" in summary else _describe_model(summary)
     lines += [
+        f"ML Metadata: {summary['metadata_db']}",
+        f"summary: {summary['summary_file']}",
+        "TensorBoard, every Trainer run of this output directory side by side (Clipping dashboard, HParams table):",
+        f"  {summary['dashboards_command']}",
+    ]
+    if summary.get("tensorboard_command"):
+        lines += ["or this run alone:", f"  {summary['tensorboard_command']}"]
+    return "\n".join(lines)
+
+
+def _describe_model(summary: Dict[str, Any]) -> list:
+    accuracy = summary["eval_accuracy"]
+    return [
         f"eval accuracy: {accuracy:.4f}" if accuracy is not None else "eval accuracy: (no evaluation)",
         f"blessed: {summary['blessed']} (accuracy threshold {summary['accuracy_threshold']}: "
         f"{'met' if summary['accuracy_blessed'] else 'not met'}"
@@ -100,11 +159,20 @@ def describe(summary: Dict[str, Any]) -> str:
         f"serving model: {summary['serving_model'] or '(not pushed)'}",
         f"model: {summary['model']}",
         f"TensorBoard logs: {summary['tensorboard_logdir']}",
-        f"ML Metadata: {summary['metadata_db']}",
-        f"summary: {summary['summary_file']}",
-        "TensorBoard, every Trainer run of this output directory side by side (Clipping dashboard, HParams table):",
-        f"  {summary['dashboards_command']}",
-        "or this run alone:",
-        f"  {summary['tensorboard_command']}",
     ]
-    return "\n".join(lines)
+
+
+def _describe_points(summary: Dict[str, Any]) -> list:
+    lines = [f"sweep of {len(summary['points'])} points (eval accuracy, fraction of steps clipped):"]
+    for point in summary["points"]:
+        accuracy, report = point["eval_accuracy"], point["gradient_report"] or {}
+        diverged = report.get("diverged_at_step")
+        lines.append(
+            f"  {point['point']}: " + (f"{accuracy:.4f}" if accuracy is not None else "(no evaluation)")
+            + (f", {report['clipped_fraction']:.1%} clipped" if report else "")
+            + (f", diverged at step {diverged}" if diverged is not None else "")
+        )
+    best = next((p for p in summary["points"] if p["point"] == summary["best"]), None)
+    lines.append(f"best: {best['point']} (eval accuracy {best['eval_accuracy']:.4f}); model: {best['model']}"
+                 if best else "best: none (no point was evaluated)")
+    return lines

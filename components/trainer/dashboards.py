@@ -19,7 +19,7 @@ from tensorboard.plugins.hparams import api_pb2 as hparams_api_pb2, metadata as 
 from tensorboard.plugins.hparams import summary_v2 as hp  # not .api: that imports TensorFlow into a CLI's start
 
 from components.trainer import tags
-from components.trainer.options import STRATEGY_SETTINGS
+from components.trainer.options import unread_clip_settings
 
 if TYPE_CHECKING:
     from components.trainer.report import GradientReport
@@ -92,10 +92,7 @@ def hparam_values(settings: Mapping[str, object]) -> Dict[str, object]:
     Clip settings its strategy does not read are left out (a blank cell), so
     a ``none`` run shows no threshold and the columns a table opens with are
     ones that mean something."""
-    unused = {
-        f"clip.{name}" for names in STRATEGY_SETTINGS.values() for name in names
-        if name not in STRATEGY_SETTINGS.get(str(settings.get("clip.strategy")), ())
-    }
+    unused = unread_clip_settings(str(settings.get("clip.strategy")))
     return {
         key: "-".join(map(str, settings[key])) if isinstance(settings[key], (list, tuple)) else settings[key]
         for key in HPARAMS if key in settings and key not in unused

@@ -17,6 +17,15 @@ STRATEGY_SETTINGS = {
     "none": (), "value": ("lo", "hi"), "norm": ("threshold",), "global_norm": ("threshold",),
     "percentile": ("percentile", "window"), "agc": ("ratio", "eps"),
 }
+
+
+def unread_clip_settings(strategy: str) -> set:
+    """The ``clip.*`` settings (their ``--set`` names) a strategy does not read: left out where runs are
+    shown side by side, so a ``none`` run shows no threshold."""
+    read = STRATEGY_SETTINGS.get(strategy, ())
+    return {f"clip.{name}" for names in STRATEGY_SETTINGS.values() for name in names if name not in read}
+
+
 # Old strategy names, refused with the new name rather than guessed at.
 RENAMED_STRATEGIES = {
     "adaptive": "'percentile' (AutoClip: a global-norm clip at a percentile of recent norms; "

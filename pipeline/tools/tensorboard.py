@@ -22,7 +22,7 @@ from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from components.common.typed import flatten
 from components.trainer import dashboards
-from components.trainer.options import CHECKPOINT_ROOT_KEY
+from components.trainer.options import CHECKPOINT_ROOT_KEY, unread_clip_settings
 from pipeline import metadata
 from pipeline.paths import RunPaths
 
@@ -56,6 +56,8 @@ def trainer_runs(metadata_db: str) -> List[TrainerRun]:
         custom_config = execution.properties.get("custom_config")
         settings = flatten(json.loads(custom_config.string_value) if custom_config is not None else {})
         settings.pop(CHECKPOINT_ROOT_KEY, None)  # a place, not a setting: runs are not named by it
+        for unread in unread_clip_settings(str(settings.get("clip.strategy"))):  # nor by what their strategy ignores
+            settings.pop(unread, None)
         runs.append(TrainerRun(execution.execution_id, model_run[0].uri, settings))
     return runs
 
@@ -63,10 +65,11 @@ def trainer_runs(metadata_db: str) -> List[TrainerRun]:
 def run_names(runs: List[TrainerRun]) -> List[str]:
     """``scale=50,clip=none``: the settings that differ; the execution id where none do."""
     keys = sorted({k for r in runs for k in r.settings}, key=_data_flow_order)
-    differing = [k for k in keys if len({repr(r.settings.get(k)) for r in runs}) > 1]
+    # Among the runs that have the setting: a threshold only clipped runs record does not name the others.
+    differing = [k for k in keys if len({repr(r.settings[k]) for r in runs if k in r.settings}) > 1]
     names = []
     for run in runs:
-        parts = [f"{ALIASES.get(k, k.split('.')[-1])}={_show(run.settings.get(k))}" for k in differing]
+        parts = [f"{ALIASES.get(k, k.split('.')[-1])}={_show(run.settings[k])}" for k in differing if k in run.settings]
         names.append(",".join(parts) or f"trainer-{run.execution_id}")
     if len(set(names)) < len(names):  # same settings trained twice: tell them apart
         names = [f"{name},trainer-{run.execution_id}" for name, run in zip(names, runs)]
@@ -75,7 +78,7 @@ def run_names(runs: List[TrainerRun]) -> List[str]:
 
 def _data_flow_order(key: str) -> tuple:
     section = key.split(".")[0]
-    return (SECTIONS.index(section) if section in SECTIONS else len(SECTIONS), key)
+    return (SECTIONS.index(section) if section in SECTIONS else len(SECTIONS), key not in ALIASES, key)
 
 
 def _show(value: object) -> str:
