@@ -1,7 +1,7 @@
 """``python -m pipeline.tools.tensorboard``: every Trainer run of a pipeline, side by side.
 
 Finds the Trainer executions in the pipeline's ML Metadata, names each run
-by the settings that differ between them (``scale=50,clip=none``), writes
+by the settings that differ between them (``scale=50 clip=none``), writes
 the HParams experiment over them (``<output-dir>/tensorboard``, TensorBoard's
 top run), and serves TensorBoard on 127.0.0.1 with those runs: the Clipping
 dashboard (Custom Scalars) and the HParams table show them side by side.
@@ -63,16 +63,17 @@ def trainer_runs(metadata_db: str) -> List[TrainerRun]:
 
 
 def run_names(runs: List[TrainerRun]) -> List[str]:
-    """``scale=50,clip=none``: the settings that differ; the execution id where none do."""
+    """``scale=50 clip=none``: the settings that differ; the execution id where none do. Spaces
+    between them: TensorBoard's ``--logdir_spec`` splits at commas (and a name ends at its first colon)."""
     keys = sorted({k for r in runs for k in r.settings}, key=_data_flow_order)
     # Among the runs that have the setting: a threshold only clipped runs record does not name the others.
     differing = [k for k in keys if len({repr(r.settings[k]) for r in runs if k in r.settings}) > 1]
     names = []
     for run in runs:
         parts = [f"{ALIASES.get(k, k.split('.')[-1])}={_show(run.settings[k])}" for k in differing if k in run.settings]
-        names.append(",".join(parts) or f"trainer-{run.execution_id}")
+        names.append(" ".join(parts) or f"trainer-{run.execution_id}")
     if len(set(names)) < len(names):  # same settings trained twice: tell them apart
-        names = [f"{name},trainer-{run.execution_id}" for name, run in zip(names, runs)]
+        names = [f"{name} trainer-{run.execution_id}" for name, run in zip(names, runs)]
     return names
 
 

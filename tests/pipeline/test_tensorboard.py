@@ -20,14 +20,14 @@ def _run(i, **settings):
 def test_runs_are_named_by_the_settings_that_differ():
     runs = [_run(1, **{"transform.divisor": 50.0, "clip.strategy": "none"}), _run(2, **{"transform.divisor": 50.0}),
             _run(3)]
-    assert run_names(runs) == ["scale=50,clip=none", "scale=50,clip=global_norm", "scale=255,clip=global_norm"]
+    assert run_names(runs) == ["scale=50 clip=none", "scale=50 clip=global_norm", "scale=255 clip=global_norm"]
     assert logdir_spec(runs[:1], "/out/tensorboard") == "trainer-1:/logs/1,/out/tensorboard"
 
 
 def test_identical_settings_are_told_apart():
     assert run_names([_run(4), _run(9)]) == ["trainer-4", "trainer-9"]
     assert run_names([_run(4), _run(9), _run(10, **{"trainer.epochs": 5})]) == [
-        "epochs=3,trainer-4", "epochs=3,trainer-9", "epochs=5,trainer-10"]
+        "epochs=3 trainer-4", "epochs=3 trainer-9", "epochs=5 trainer-10"]
 
 
 @pytest.fixture(scope="module")
