@@ -17,7 +17,7 @@ import tomli
 
 from components.common.errors import ConfigError
 from components.common.typed import from_dict, to_dict
-from components.trainer.options import CHECKPOINT_ROOT_KEY, ClipOptions, TelemetryOptions, TrainerOptions
+from components.trainer.options import CHECKPOINT_ROOT_KEY, NAME_KEY, ClipOptions, TelemetryOptions, TrainerOptions
 from components.transform.options import ScalingOptions
 from components.validation.options import HealthOptions
 from pipeline import sweep
@@ -138,13 +138,13 @@ class PipelineConfig:
         """Only what Transform depends on, so other changes keep its cache."""
         return {"scaling": to_dict(self.transform)}
 
-    def trainer_custom_config(self) -> Dict[str, Any]:
+    def trainer_custom_config(self, name: str = "Trainer") -> Dict[str, Any]:
         """The Trainer's settings, plus Transform's to record with its run (TensorBoard's HParams):
         a Transform change re-runs the Trainer anyway (a new transform graph), so its cache loses nothing."""
         return {
             "trainer": to_dict(self.trainer), "clip": to_dict(self.clip), "telemetry": to_dict(self.telemetry),
             "transform": to_dict(self.transform),
-            CHECKPOINT_ROOT_KEY: os.path.join(self.pipeline.output_dir, "checkpoints"),
+            CHECKPOINT_ROOT_KEY: os.path.join(self.pipeline.output_dir, "checkpoints"), NAME_KEY: name,
         }
 
 

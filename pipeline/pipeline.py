@@ -85,20 +85,23 @@ def transform(config: PipelineConfig, data: DataStages, component_id: str = "Tra
     return component
 
 
-def train_and_evaluate(config: PipelineConfig, data: DataStages, transformed: Transform) -> tuple[Trainer, Evaluator]:
+def train_and_evaluate(
+    config: PipelineConfig, data: DataStages, transformed: Transform, trainer_id: str = "Trainer",
+    evaluator_id: str = "Evaluator",
+) -> tuple[Trainer, Evaluator]:
     trainer = Trainer(
         run_fn=RUN_FN,
         examples=data.example_gen.outputs["examples"],
         transform_graph=transformed.outputs["transform_graph"],
         schema=data.schema_gen.outputs["schema"],
-        custom_config=config.trainer_custom_config(),
-    )
+        custom_config=config.trainer_custom_config(trainer_id),
+    ).with_id(trainer_id)
     evaluator = Evaluator(
         examples=data.example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         schema=data.schema_gen.outputs["schema"],
         eval_config=build_eval_config(config.evaluator.accuracy_threshold),
-    )
+    ).with_id(evaluator_id)
     return trainer, evaluator
 
 
@@ -133,8 +136,9 @@ def sweep_training(points: list[sweep.Point], data: DataStages) -> list:
     }
     components = list(transforms.values())
     for point in points:
-        trainer, evaluator = train_and_evaluate(point.config, data, transforms[point.config.transform])
-        components += [trainer.with_id(point.trainer_id), evaluator.with_id(point.evaluator_id)]
+        components += train_and_evaluate(
+            point.config, data, transforms[point.config.transform], point.trainer_id, point.evaluator_id,
+        )
     return components
 
 

@@ -9,6 +9,8 @@ from components.common.errors import ConfigError
 # The Trainer's custom_config beside its sections: where resumable checkpoints go, and the settings of
 # earlier components it records with its run (TensorBoard's HParams).
 CHECKPOINT_ROOT_KEY = "checkpoint_root"
+NAME_KEY = "name"  # the Trainer's component id (a sweep's Trainer.<point>): what its progress lines start with
+NOT_SETTINGS = (CHECKPOINT_ROOT_KEY, NAME_KEY)  # where and who, not how to train: runs are not named by them
 UPSTREAM_KEYS = ("transform",)
 
 # The clip settings each strategy reads (its name is the key); the others mean nothing for it

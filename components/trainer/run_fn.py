@@ -24,7 +24,7 @@ from components.trainer.checkpoint import Checkpointer, Restored, checkpoint_dir
 from components.trainer.loop import EpochResult, TrainingLoop, make_loss
 from components.trainer.model import MLP
 from components.trainer.options import (
-    CHECKPOINT_ROOT_KEY, UPSTREAM_KEYS, ClipOptions, TelemetryOptions, TrainerOptions,
+    CHECKPOINT_ROOT_KEY, NAME_KEY, UPSTREAM_KEYS, ClipOptions, TelemetryOptions, TrainerOptions,
 )
 from components.trainer.report import GradientReport
 from components.trainer.telemetry import Telemetry
@@ -57,12 +57,12 @@ def make_optimizer(options: TrainerOptions, total_steps: int):
     return pick(optimizers, options.optimizer, "trainer.optimizer")(pick(schedules, options.lr_schedule, "trainer.lr_schedule"))
 
 
-def epoch_line(epoch: int, epochs: int, step: int, result, accuracy: float, clipped: int, seconds: float) -> str:
+def epoch_line(name: str, epoch: int, epochs: int, step: int, result, accuracy: float, clipped: int, seconds: float) -> str:
     """What the terminal shows after each epoch: plain text, no control codes, so logs and CI read it too."""
     finite_losses, finite_norms = (a[np.isfinite(a)] for a in (result.losses, result.norms))
     steps = len(result.losses)
     return (
-        f"Trainer: epoch {epoch + 1}/{epochs}: step {step}, loss {finite_losses.mean() if finite_losses.size else math.nan:.4f}, "
+        f"{name}: epoch {epoch + 1}/{epochs}: step {step}, loss {finite_losses.mean() if finite_losses.size else math.nan:.4f}, "
         f"eval accuracy {accuracy:.4f}, pre-clip norm median {np.median(finite_norms) if finite_norms.size else math.nan:.3g}, "
         f"clipped {clipped / max(finite_norms.size, 1):.0%} of steps, {steps / max(seconds, 1e-9):.0f} steps/s"
     )
@@ -100,14 +100,14 @@ class SaveCheckpoints:
         return after_call
 
 
-def resume(checkpointer: Optional[Checkpointer], telemetry: Telemetry) -> tuple[Optional[Restored], History]:
+def resume(checkpointer: Optional[Checkpointer], telemetry: Telemetry, name: str) -> tuple[Optional[Restored], History]:
     """The state of an interrupted run, if a readable checkpoint holds one (the loop's variables are
     restored in place), and its history; else nothing and an empty history."""
     restored = checkpointer.restore() if checkpointer else None
     if restored is None:
         return None, History()
     log.warning("resuming from the checkpoint at step %d (%s)", restored.step, checkpointer.directory)
-    print(f"Trainer: resuming from the checkpoint at step {restored.step}", flush=True)
+    print(f"{name}: resuming from the checkpoint at step {restored.step}", flush=True)
     telemetry.import_previous(restored.logdir, before_step=restored.step)
     return restored, History(restored.losses, restored.norms)
 
@@ -122,14 +122,14 @@ def build_loop(model: MLP, options: TrainerOptions, clip: ClipOptions, telemetry
 
 def train(
     train_split, eval_split, logdir: str, options: TrainerOptions, clip: ClipOptions, telemetry_options: TelemetryOptions,
-    checkpoints: Optional[str] = None, upstream_settings: Mapping[str, Any] = MappingProxyType({}),
+    checkpoints: Optional[str] = None, upstream_settings: Mapping[str, Any] = MappingProxyType({}), name: str = "Trainer",
 ) -> tuple[MLP, GradientReport]:
     """Trains the MLP on in-memory splits; returns it and its gradient report.
 
     With ``checkpoints`` (a folder), training saves its state every
     ``trainer.checkpoint_every_n_steps`` steps and resumes from there.
     ``upstream_settings`` (e.g. ``{"transform": {...}}``) are recorded with
-    the run's own settings in TensorBoard's HParams.
+    the run's own settings in TensorBoard's HParams. ``name`` starts its progress lines.
     """
     model = MLP(options.hidden_units, options.init, options.seed)
     telemetry = Telemetry(logdir, model.variable_names, telemetry_options)
@@ -140,7 +140,7 @@ def train(
     )
     loop = build_loop(model, options, clip, telemetry, int(train_split[0].shape[0]))
     checkpointer = Checkpointer(checkpoints, loop.checkpoint_objects(), options.checkpoint_every_n_steps) if checkpoints else None
-    restored, history = resume(checkpointer, telemetry)
+    restored, history = resume(checkpointer, telemetry, name)
     saver = SaveCheckpoints(checkpointer, loop, telemetry, logdir) if checkpointer else None
     metrics = {"accuracy": float("nan")}
     for epoch in range(restored.epoch if restored else 0, options.epochs):
@@ -152,7 +152,7 @@ def train(
         history = history.extended(result)
         metrics = loop.evaluate(*eval_split)
         telemetry.record_eval(int(loop.step.numpy()), metrics)
-        line = epoch_line(epoch, options.epochs, int(loop.step.numpy()), result, metrics["accuracy"],
+        line = epoch_line(name, epoch, options.epochs, int(loop.step.numpy()), result, metrics["accuracy"],
                           int(loop.clipped_steps.numpy()) - clipped_before, seconds)
         log.info(line)
         print(line, flush=True)
@@ -181,6 +181,7 @@ def run_fn(fn_args: FnArgs) -> None:
     model, report = train(
         train_split, eval_split, fn_args.model_run_dir, options, clip, telemetry_options, checkpoints,
         {key: fn_args.custom_config[key] for key in UPSTREAM_KEYS if key in fn_args.custom_config},
+        fn_args.custom_config.get(NAME_KEY, "Trainer"),
     )
     path = report.write(fn_args.model_run_dir)
     print("Gradient report (" + path + "):\n  " + "\n  ".join(report.lines()), flush=True)

@@ -22,7 +22,7 @@ from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from components.common.typed import flatten
 from components.trainer import dashboards
-from components.trainer.options import CHECKPOINT_ROOT_KEY, unread_clip_settings
+from components.trainer.options import NOT_SETTINGS, unread_clip_settings
 from pipeline import metadata
 from pipeline.paths import RunPaths
 
@@ -55,7 +55,8 @@ def trainer_runs(metadata_db: str) -> List[TrainerRun]:
             continue
         custom_config = execution.properties.get("custom_config")
         settings = flatten(json.loads(custom_config.string_value) if custom_config is not None else {})
-        settings.pop(CHECKPOINT_ROOT_KEY, None)  # a place, not a setting: runs are not named by it
+        for key in NOT_SETTINGS:  # a place and a name, not settings: runs are not named by them
+            settings.pop(key, None)
         for unread in unread_clip_settings(str(settings.get("clip.strategy"))):  # nor by what their strategy ignores
             settings.pop(unread, None)
         runs.append(TrainerRun(execution.execution_id, model_run[0].uri, settings))

@@ -39,7 +39,9 @@ def swept(mnist_slice, tmp_path_factory):
 
 
 def test_one_ingest_and_transform_then_a_trainer_and_evaluator_per_point(swept):
-    output_dir, first, _, _, _ = swept
+    output_dir, first, _, _, stdout = swept
+    for point in POINTS:  # each Trainer's progress says which point it trains
+        assert f"\nTrainer.{point}: epoch 1/1: step " in stdout
     store = metadata.open_store(os.path.join(output_dir, "metadata.sqlite"))
     executions = metadata.run_executions(store, first["pipeline_run"])
     nodes = [e.node for e in executions]
