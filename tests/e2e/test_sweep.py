@@ -11,7 +11,7 @@ from components.trainer.report import GradientReport
 from pipeline import metadata
 from pipeline.tools.tensorboard import prepare
 from tests.e2e.run_cli import REPO, read_summary
-from tests.tensorboard_client import Board
+from tests.tensorboard_client import Board, charts
 
 POINTS = ["none", "global_norm-0.25", "global_norm-1"]
 
@@ -105,6 +105,11 @@ def test_every_point_is_a_row_of_the_hparams_table_named_by_what_differs(swept):
         assert session["hparams"].get("clip.threshold") == point["threshold"]  # none: a blank cell
     differing = [h["name"] for h in board.experiment()["hparamInfos"] if h.get("differs")]
     assert differing == ["clip.strategy", "clip.threshold"]
+    norms = charts(board.layout(), "Clipping")[0]  # pre, post and threshold: every point on the one chart
+    for point in added["points"]:
+        run = f"{names[point['point']]}/train"
+        shown = {tag for regex in norms["multiline"]["tag"] for tag in board.matching_tags(run, regex)}
+        assert shown == {"grad_norm/pre_clip", "grad_norm/post_clip"} | ({"clip/threshold"} if point["threshold"] else set())
 
 
 @pytest.mark.parametrize("args,message", [
