@@ -9,6 +9,7 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 
 from components.trainer import tags
+from pipeline.tools import figures
 from pipeline.tools.events import read_run, scalar_curve
 
 
@@ -62,10 +63,7 @@ class RunResult:
 
 def write_figure(results: Sequence[RunResult], threshold: float, path: str) -> str:
     """Pre/post-clip global norm per step above loss per step: log y, shared symlog x."""
-    import matplotlib  # noqa: PLC0415  (only the experiment needs it)
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    plt = figures.pyplot()
 
     fig, (norms, losses) = plt.subplots(2, 1, sharex=True, figsize=(10, 7.5), constrained_layout=True)
     for result, color in zip(results, ("tab:red", "tab:blue")):
@@ -89,9 +87,7 @@ def write_figure(results: Sequence[RunResult], threshold: float, path: str) -> s
     losses.set_xlabel("step (linear to 10, logarithmic after)")
     losses.set_title("Loss per step (log scale)")
     losses.legend(fontsize=8)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return figures.save(fig, path)
 
 
 def _fmt(value: Optional[float]) -> str:

@@ -5,6 +5,8 @@ import math
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
+from pipeline.tools import figures
+
 COLUMNS = (
     "point", "strategy", "threshold", "eval accuracy", "final loss", "max pre-clip norm", "p99 pre-clip norm",
     "fraction clipped", "non-finite steps", "diverged at", "Trainer seconds",
@@ -49,10 +51,7 @@ def _series(points: Sequence[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any]]]
 def write_figure(points: Sequence[Dict[str, Any]], path: str) -> str:
     """Eval accuracy and fraction of steps clipped against the threshold (log x), one line per strategy;
     a strategy without a threshold (none, agc, ...) is a dashed level across."""
-    import matplotlib  # noqa: PLC0415  (only the report needs it)
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    plt = figures.pyplot()
 
     fig, (accuracy, clipped) = plt.subplots(2, 1, sharex=True, figsize=(8, 6.5), constrained_layout=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -80,9 +79,7 @@ def write_figure(points: Sequence[Dict[str, Any]], path: str) -> str:
     clipped.set_xlabel("clip threshold (global or per-tensor norm; log scale)")
     clipped.set_title("How often clipping fired")
     clipped.legend(fontsize=8)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return figures.save(fig, path)
 
 
 def write_report(summary: Dict[str, Any], recipe: str, figure: str, path: str) -> str:
