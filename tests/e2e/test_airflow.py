@@ -29,18 +29,22 @@ def airflow(cli: str, env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([cli, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
 
 
-def test_airflow_dag_runs_the_pipeline(airflow_cli, mnist_slice, first_run, tmp_path):
-    output_dir = tmp_path / "runs"
+def airflow_env(tmp_path, mnist_slice: str, toml: str) -> dict:
+    """Airflow's own home and database in tmp_path, the DAG folder, and the config file the DAG reads."""
     config = tmp_path / "clipflow.toml"
-    config.write_text(
-        f'[pipeline]\noutput_dir = "{output_dir}"\n[evaluator]\naccuracy_threshold = 0.9\n'
-        "[telemetry]\nhistogram_every_n_steps = 20\n"
-    )
+    config.write_text(toml)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(
         AIRFLOW_HOME=str(tmp_path / "airflow"), AIRFLOW__CORE__DAGS_FOLDER=os.path.join(REPO, "dags"),
         AIRFLOW__CORE__LOAD_EXAMPLES="False", CLIPFLOW_CONFIG=str(config), MNIST_DATA_DIR=mnist_slice,
     )
+    return env
+
+
+def test_airflow_dag_runs_the_pipeline(airflow_cli, mnist_slice, first_run, tmp_path):
+    output_dir = tmp_path / "runs"
+    env = airflow_env(tmp_path, mnist_slice, f'[pipeline]\noutput_dir = "{output_dir}"\n[evaluator]\n'
+                      "accuracy_threshold = 0.9\n[telemetry]\nhistogram_every_n_steps = 20\n")
     assert airflow(airflow_cli, env, "db", "init").returncode == 0
     listed = airflow(airflow_cli, env, "tasks", "list", "clipflow")
     assert listed.returncode == 0, listed.stderr[-3000:]
@@ -65,3 +69,14 @@ def test_airflow_dag_runs_the_pipeline(airflow_cli, mnist_slice, first_run, tmp_
     assert read_examples(examples.uri) == read_examples(reference["MnistExampleGen"].outputs["examples"][0].uri)
     reference_accuracy = overall_accuracy(reference["Evaluator"].outputs["evaluation"][0].uri)
     assert abs(overall_accuracy(evaluation.uri) - reference_accuracy) <= 0.01
+
+
+def test_a_sweep_is_an_airflow_dag_with_a_trainer_and_evaluator_task_per_point(airflow_cli, mnist_slice, tmp_path):
+    env = airflow_env(tmp_path, mnist_slice, f'[pipeline]\noutput_dir = "{tmp_path / "runs"}"\n'
+                      '[sweep]\nstrategies = ["none", "global_norm"]\nthresholds = [0.5, 2]\n')
+    assert airflow(airflow_cli, env, "db", "init").returncode == 0
+    listed = airflow(airflow_cli, env, "tasks", "list", "clipflow")
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    points = ["none", "global_norm-0.5", "global_norm-2"]
+    assert sorted(listed.stdout.split()) == sorted(
+        [*NODES[:6], *(f"Trainer.{p}" for p in points), *(f"Evaluator.{p}" for p in points)])
