@@ -56,18 +56,22 @@ def write_figure(points: Sequence[Dict[str, Any]], path: str) -> str:
     fig, (accuracy, clipped) = plt.subplots(2, 1, sharex=True, figsize=(8, 6.5), constrained_layout=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for (label, members), color in zip(_series(points).items(), colors * 4):
-        members = [m for m in members if m["eval_accuracy"] is not None]
+        members = sorted((m for m in members if m["eval_accuracy"] is not None), key=lambda m: m["threshold"] or 0)
         if not members:
             continue
         fractions = [m["gradient_report"]["clipped_fraction"] for m in members]
+        diverged = [m["gradient_report"]["diverged_at_step"] is not None for m in members]
         if members[0]["threshold"] is None:  # one point: a level across the thresholds
-            accuracy.axhline(members[0]["eval_accuracy"], color=color, ls="--", lw=1, label=f"{label} (no threshold)")
+            note = ", diverged" if diverged[0] else ""
+            accuracy.axhline(members[0]["eval_accuracy"], color=color, ls="--", lw=1, label=f"{label} (no threshold{note})")
             clipped.axhline(fractions[0], color=color, ls="--", lw=1, label=label)
             continue
-        members_sorted = sorted(zip(members, fractions), key=lambda pair: pair[0]["threshold"])
-        xs = [m["threshold"] for m, _ in members_sorted]
-        accuracy.plot(xs, [m["eval_accuracy"] for m, _ in members_sorted], "o-", color=color, label=label)
-        clipped.plot(xs, [f for _, f in members_sorted], "o-", color=color, label=label)
+        xs = [m["threshold"] for m in members]
+        accuracy.plot(xs, [m["eval_accuracy"] for m in members], "o-", color=color, label=label)
+        clipped.plot(xs, fractions, "o-", color=color, label=label)
+        for x, member, gone in zip(xs, members, diverged):  # a diverged point: a cross over its dot
+            if gone:
+                accuracy.plot(x, member["eval_accuracy"], "kx", ms=10)
     accuracy.set_xscale("log")
     thresholds = sorted({p["threshold"] for p in points if p["threshold"] is not None})
     accuracy.set_xticks(thresholds, [f"{t:g}" for t in thresholds])  # the grid's values, not powers of ten
