@@ -60,22 +60,23 @@ class ClipOptions:
         if self.strategy not in STRATEGY_SETTINGS:
             raise ConfigError(f"clip.strategy must be one of {', '.join(STRATEGY_SETTINGS)}; got {self.strategy!r}")
         for setting in STRATEGY_SETTINGS[self.strategy]:  # only the active strategy's settings mean anything
-            valid, expected = _CLIP_CHECKS[setting](self)
+            valid, rule, example = _CLIP_CHECKS[setting](self)
             if not valid:
-                raise ConfigError(f"clip.{setting} must be {expected} (got {getattr(self, setting)})")
+                hint = f"; e.g. {example}" if example else ""
+                raise ConfigError(f"clip.{setting} must be {rule} (got {getattr(self, setting)}){hint}")
         if self.max_consecutive_nonfinite < 1:
             raise ConfigError(f"clip.max_consecutive_nonfinite must be >= 1 (got {self.max_consecutive_nonfinite})")
 
 
-# Setting -> (is it valid, what it must be); read for the active strategy's settings only.
-_CLIP_CHECKS: Dict[str, Callable[[ClipOptions], Tuple[bool, str]]] = {
-    "threshold": lambda o: (o.threshold > 0, "> 0; e.g. 0.5"),
-    "lo": lambda o: (o.lo < o.hi, f"below clip.hi={o.hi}"),
-    "hi": lambda o: (o.hi > o.lo, f"above clip.lo={o.lo}"),
-    "percentile": lambda o: (0 < o.percentile <= 100, "in (0, 100]; e.g. 90"),
-    "window": lambda o: (o.window >= 1, ">= 1; e.g. 1000"),
-    "ratio": lambda o: (o.ratio > 0, "> 0; e.g. 0.01"),
-    "eps": lambda o: (o.eps > 0, "> 0; e.g. 0.001"),
+# Setting -> (is it valid, what it must be, an example or ""); read for the active strategy's settings only.
+_CLIP_CHECKS: Dict[str, Callable[[ClipOptions], Tuple[bool, str, str]]] = {
+    "threshold": lambda o: (o.threshold > 0, "> 0", "0.5"),
+    "lo": lambda o: (o.lo < o.hi, f"below clip.hi={o.hi}", ""),
+    "hi": lambda o: (o.hi > o.lo, f"above clip.lo={o.lo}", ""),
+    "percentile": lambda o: (0 < o.percentile <= 100, "in (0, 100]", "90"),
+    "window": lambda o: (o.window >= 1, ">= 1", "1000"),
+    "ratio": lambda o: (o.ratio > 0, "> 0", "0.01"),
+    "eps": lambda o: (o.eps > 0, "> 0", "0.001"),
 }
 
 
