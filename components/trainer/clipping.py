@@ -20,8 +20,6 @@ from components.common.typed import pick
 from components.trainer.options import ClipOptions
 
 Grads = List[tf.Tensor]
-_INF = tf.constant(math.inf)
-_FALSE = tf.constant(False)
 
 
 class ClipStats(NamedTuple):
@@ -36,8 +34,16 @@ class ClipStats(NamedTuple):
     post_global: tf.Tensor  # float32[]
     scale: tf.Tensor  # post_global / pre_global (1 when untouched)
     threshold: tf.Tensor  # the norm bound in force (inf where none applies)
-    skip: tf.Tensor = _FALSE  # bool[]: apply no update this step (a guard found the gradient non-finite)
-    stop: tf.Tensor = _FALSE  # bool[]: a guard has seen too many non-finite steps in a row; training ends
+    skip: tf.Tensor  # bool[]: apply no update this step (a guard found the gradient non-finite)
+    stop: tf.Tensor  # bool[]: a guard has seen too many non-finite steps in a row; training ends
+
+    @classmethod
+    def of(cls, pre_norms, pre_global, post_norms, post_global, scale, threshold=None) -> "ClipStats":
+        """A bare strategy's stats: it never asks to skip or stop (``SkipNonFinite`` does). Constants are
+        made here, not at import: a TensorFlow op at import would start the runtime before a distribution
+        strategy can configure it (components/trainer/distribute.py)."""
+        threshold = tf.constant(math.inf) if threshold is None else threshold
+        return cls(pre_norms, pre_global, post_norms, post_global, scale, threshold, tf.constant(False), tf.constant(False))
 
 
 class ClipStrategy(Protocol):
@@ -58,7 +64,7 @@ def _remeasured(grads, clipped) -> Tuple[Grads, ClipStats]:
     """Stats of a clip that changes norms unevenly: both sides measured."""
     pre_norms, pre_global = measure(grads)
     post_norms, post_global = measure(clipped)
-    return clipped, ClipStats(pre_norms, pre_global, post_norms, post_global, _ratio(post_global, pre_global), _INF)
+    return clipped, ClipStats.of(pre_norms, pre_global, post_norms, post_global, _ratio(post_global, pre_global))
 
 
 class NoClip:
@@ -66,7 +72,7 @@ class NoClip:
 
     def apply(self, grads, params):
         norms, global_norm = measure(grads)
-        return list(grads), ClipStats(norms, global_norm, norms, global_norm, tf.ones([]), _INF)
+        return list(grads), ClipStats.of(norms, global_norm, norms, global_norm, tf.ones([]))
 
 
 @dataclasses.dataclass
@@ -96,13 +102,13 @@ class ClipByNorm:
         post_norms = pre_norms * scales
         post_global = tf.norm(post_norms)
         threshold = tf.constant(self.threshold)
-        return clipped, ClipStats(pre_norms, pre_global, post_norms, post_global, _ratio(post_global, pre_global), threshold)
+        return clipped, ClipStats.of(pre_norms, pre_global, post_norms, post_global, _ratio(post_global, pre_global), threshold)
 
 
 def _clip_global(grads, pre_norms, pre_global, threshold: tf.Tensor) -> Tuple[Grads, ClipStats]:
     clipped, _ = tf.clip_by_global_norm(grads, threshold, use_norm=pre_global)
     scale = threshold / tf.maximum(pre_global, threshold)  # the factor tf.clip_by_global_norm applied
-    return clipped, ClipStats(pre_norms, pre_global, pre_norms * scale, pre_global * scale, scale, threshold)
+    return clipped, ClipStats.of(pre_norms, pre_global, pre_norms * scale, pre_global * scale, scale, threshold)
 
 
 @dataclasses.dataclass
@@ -137,7 +143,7 @@ class PercentileClip(tf.Module):
         n = tf.minimum(self.count, self.window)
         ordered = tf.sort(self.history[:n])
         rank = tf.cast(tf.math.ceil(self.percentile / 100.0 * tf.cast(n, tf.float32)), tf.int64) - 1
-        return tf.cond(n > 0, lambda: ordered[tf.clip_by_value(rank, 0, n - 1)], lambda: _INF)
+        return tf.cond(n > 0, lambda: ordered[tf.clip_by_value(rank, 0, n - 1)], lambda: tf.constant(math.inf))
 
     def apply(self, grads, params):
         pre_norms, pre_global = measure(grads)
@@ -145,7 +151,9 @@ class PercentileClip(tf.Module):
         # non-finite norm rewrites its slot with the value already there.
         finite = tf.math.is_finite(pre_global)
         slot = self.count % self.window
-        self.history.scatter_nd_update([[slot]], [tf.where(finite, pre_global, self.history[slot])])
+        # A whole-array assign: mirrored variables (under a distribution) have no scatter_nd_update.
+        kept = tf.where(finite, pre_global, self.history[slot])
+        self.history.assign(tf.tensor_scatter_nd_update(self.history, [[slot]], [kept]))
         self.count.assign_add(tf.cast(finite, tf.int64))
         return _clip_global(grads, pre_norms, pre_global, self.threshold_now())
 

@@ -5,6 +5,15 @@ in memory, so the host is visited once per call, not once per step. The loop
 holds a clip strategy and a telemetry writer and knows neither's details:
 the strategy's stats say whether a step applies its update (a non-finite
 guard, ``clipping.SkipNonFinite``, says skip) and whether training stops.
+
+Under a ``tf.distribute`` strategy (several workers or GPUs) only the
+gradient is computed per replica: each differentiates its share of the
+global batch and the shares are summed across replicas *before* the clip
+strategy sees them, so the clip runs once, on the gradient one process
+would have computed (clipping each replica's share first is a different
+algorithm: tensorflow/tensorflow#33929). The clip, the counters and the
+telemetry then run in cross-replica context, identical on every worker, and
+the optimizer applies the clipped gradient without aggregating it again.
 """
 from __future__ import annotations
 
@@ -60,7 +69,9 @@ class TrainingLoop:
         telemetry: Optional[Telemetry],
         batch_size: int,
         clip_rate_window: int = 100,
+        distribution: Optional[tf.distribute.Strategy] = None,
     ):
+        """Create it, the model and the optimizer under ``distribution.scope()`` (default: no distribution)."""
         self.model = model
         self.variables: List[tf.Variable] = model.variables_in_order
         self.optimizer = optimizer
@@ -68,6 +79,7 @@ class TrainingLoop:
         self.strategy = strategy
         self.telemetry = telemetry
         self.batch_size = batch_size
+        self.distribution = distribution or tf.distribute.get_strategy()
 
         def counter(name: str, init: int = 0) -> tf.Variable:
             return tf.Variable(init, dtype=tf.int64, trainable=False, name=name)
@@ -89,14 +101,12 @@ class TrainingLoop:
         a large part of every Trainer run's trace, docs/benchmarks.md). ``histograms``:
         a bool tensor, or None where this trace never writes them."""
         learning_rate = self._learning_rate()  # before this step's update moves a schedule on
-        with tf.GradientTape() as tape:
-            loss = self.loss_fn(y, self.model(x))
-        grads = tape.gradient(loss, self.variables)
+        loss, grads = self._gradients(x, y)
         clipped, stats = self.strategy.apply(grads, self.variables)
         applied = tf.logical_not(stats.skip)
 
         def update() -> None:
-            self.optimizer.apply_gradients(zip(clipped, self.variables))
+            self.distribution.run(self._apply, args=(clipped,))
             self.last_finite_norms.assign(stats.pre_norms)
             self.max_pre_clip_norms.assign(tf.maximum(self.max_pre_clip_norms, stats.pre_norms))
 
@@ -111,9 +121,10 @@ class TrainingLoop:
             # The slot of this step if applied: the applied steps before it. Branch-free: a
             # skipped step rewrites a slot with the value already there.
             slot = (self.step - self.nonfinite_steps) % self.recent_clipped.shape[0]
-            self.recent_clipped.scatter_nd_update(
-                [[slot]], [tf.where(applied, tf.cast(clipped_now, tf.float32), self.recent_clipped[slot])]
-            )
+            # A whole-array assign, not scatter_nd_update: mirrored variables (under a distribution) have no scatter.
+            self.recent_clipped.assign(tf.tensor_scatter_nd_update(
+                self.recent_clipped, [[slot]], [tf.where(applied, tf.cast(clipped_now, tf.float32), self.recent_clipped[slot])]
+            ))
             self.telemetry.record_step(
                 self.step, loss, learning_rate, stats, self.clipped_steps, self.nonfinite_steps, self.recent_clipped,
             )
@@ -123,6 +134,33 @@ class TrainingLoop:
                 )
         self.step.assign_add(1)
         return loss, stats.pre_global
+
+    def _replica_gradients(self, x: tf.Tensor, y: tf.Tensor):
+        """In a replica: its share of the batch's mean loss, and that share's gradients."""
+        context = tf.distribute.get_replica_context()
+        share = -(-tf.shape(y)[0] // context.num_replicas_in_sync)
+        start = share * context.replica_id_in_sync_group
+        xs, ys = x[start : start + share], y[start : start + share]
+        weight = tf.cast(tf.shape(ys)[0], tf.float32) / tf.cast(tf.shape(y)[0], tf.float32)  # 1 with one replica
+        with tf.GradientTape() as tape:
+            loss = tf.where(weight > 0, self.loss_fn(ys, self.model(xs)), 0.0) * weight
+        return loss, tape.gradient(loss, self.variables)
+
+    def _all_reduced_gradients(self, x: tf.Tensor, y: tf.Tensor):
+        """In a replica: the whole batch's loss and gradients, the replicas' shares summed (what the clip sees)."""
+        loss, grads = self._replica_gradients(x, y)
+        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, [loss, *grads])
+
+    def _gradients(self, x: tf.Tensor, y: tf.Tensor):
+        """The batch's mean loss and its gradients, the same on every replica; as plain tensors."""
+        loss, *grads = self.distribution.experimental_local_results(
+            self.distribution.run(self._all_reduced_gradients, args=(x, y))
+        )[0]
+        return loss, grads
+
+    def _apply(self, clipped) -> None:
+        """In a replica: the clipped gradient, already summed across replicas, applied as it is."""
+        self.optimizer.apply_gradients(zip(clipped, self.variables), experimental_aggregate_gradients=False)
 
     def _learning_rate(self) -> tf.Tensor:
         """The rate this step applies: a schedule's value at the optimizer's update count."""

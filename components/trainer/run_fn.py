@@ -9,17 +9,19 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import time
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
+import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components.common.typed import flatten, from_dict, pick, to_dict
-from components.trainer import clipping, dashboards, data, export
+from components.trainer import clipping, dashboards, data, distribute, export
 from components.trainer.checkpoint import Checkpointer, Restored, checkpoint_dir
 from components.trainer.loop import EpochResult, TrainingLoop, make_loss
 from components.trainer.model import MLP
@@ -112,17 +114,21 @@ def resume(checkpointer: Optional[Checkpointer], telemetry: Telemetry, name: str
     return restored, History(restored.losses, restored.norms)
 
 
-def build_loop(model: MLP, options: TrainerOptions, clip: ClipOptions, telemetry: Telemetry, train_size: int) -> TrainingLoop:
+def build_loop(
+    model: MLP, options: TrainerOptions, clip: ClipOptions, telemetry: Telemetry, train_size: int,
+    distribution: tf.distribute.Strategy,
+) -> TrainingLoop:
     steps = options.epochs * -(-train_size // options.batch_size)
     return TrainingLoop(
         model, make_optimizer(options, total_steps=steps), make_loss(options.loss), clipping.make_strategy(clip),
-        telemetry, options.batch_size, telemetry.options.clip_rate_window,
+        telemetry, options.batch_size, telemetry.options.clip_rate_window, distribution,
     )
 
 
 def train(
     train_split, eval_split, logdir: str, options: TrainerOptions, clip: ClipOptions, telemetry_options: TelemetryOptions,
     checkpoints: Optional[str] = None, upstream_settings: Mapping[str, Any] = MappingProxyType({}), name: str = "Trainer",
+    distribution: Optional[tf.distribute.Strategy] = None,
 ) -> tuple[MLP, GradientReport]:
     """Trains the MLP on in-memory splits; returns it and its gradient report.
 
@@ -130,15 +136,23 @@ def train(
     ``trainer.checkpoint_every_n_steps`` steps and resumes from there.
     ``upstream_settings`` (e.g. ``{"transform": {...}}``) are recorded with
     the run's own settings in TensorBoard's HParams. ``name`` starts its progress lines.
+    Under ``distribution`` (components/trainer/distribute.py) every worker trains the same model on its
+    share of each batch; a worker other than the chief logs to a folder of its own and checkpoints to
+    a sub-folder of ``checkpoints``.
     """
-    model = MLP(options.hidden_units, options.init, options.seed)
-    telemetry = Telemetry(logdir, model.variable_names, telemetry_options)
+    distribution = distribution or tf.distribute.get_strategy()
+    logdir = distribute.own_path(logdir)
+    if checkpoints and not distribute.is_chief():
+        checkpoints = os.path.join(checkpoints, "-".join(map(str, distribute.task())))
+    with distribution.scope():  # the variables of the model, the optimizer and the loop, mirrored on each replica
+        model = MLP(options.hidden_units, options.init, options.seed)
+        telemetry = Telemetry(logdir, model.variable_names, telemetry_options)
+        loop = build_loop(model, options, clip, telemetry, int(train_split[0].shape[0]), distribution)
     settings = flatten({**upstream_settings, "trainer": to_dict(options), "clip": to_dict(clip)})
     telemetry.record_start(
         dashboards.clipping_layout(model.variable_names, telemetry_options.clip_rate_window),
         dashboards.hparam_values(settings),
     )
-    loop = build_loop(model, options, clip, telemetry, int(train_split[0].shape[0]))
     checkpointer = Checkpointer(checkpoints, loop.checkpoint_objects(), options.checkpoint_every_n_steps) if checkpoints else None
     restored, history = resume(checkpointer, telemetry, name)
     saver = SaveCheckpoints(checkpointer, loop, telemetry, logdir) if checkpointer else None
@@ -167,6 +181,7 @@ def train(
 
 
 def run_fn(fn_args: FnArgs) -> None:
+    distribution = distribute.strategy_from_environment()  # first: before any other TensorFlow op
     options, clip, telemetry_options = parse_custom_config(fn_args.custom_config)
     transform_output = tft.TFTransformOutput(fn_args.transform_output)
     train_split = data.load_split(fn_args.train_files, transform_output)
@@ -181,8 +196,12 @@ def run_fn(fn_args: FnArgs) -> None:
     model, report = train(
         train_split, eval_split, fn_args.model_run_dir, options, clip, telemetry_options, checkpoints,
         {key: fn_args.custom_config[key] for key in UPSTREAM_KEYS if key in fn_args.custom_config},
-        fn_args.custom_config.get(NAME_KEY, "Trainer"),
+        fn_args.custom_config.get(NAME_KEY, "Trainer"), distribution,
     )
+    serving_model_dir = distribute.own_path(fn_args.serving_model_dir)
+    export.export_serving_model(model, transform_output, serving_model_dir)  # every worker: saving may be collective
+    if not distribute.is_chief():
+        tf.io.gfile.rmtree(serving_model_dir)
+        return
     path = report.write(fn_args.model_run_dir)
     print("Gradient report (" + path + "):\n  " + "\n  ".join(report.lines()), flush=True)
-    export.export_serving_model(model, transform_output, fn_args.serving_model_dir)

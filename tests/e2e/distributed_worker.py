@@ -1,0 +1,54 @@
+"""One process of the two-worker test (test_distributed.py): trains a small model for one epoch on a
+slice of real MNIST with the Trainer's own ``train``, under the strategy ``TF_CONFIG`` asks for (none
+when unset), and saves its final weights as ``<out>/weights-<task>.npz``.
+
+Usage: python -m tests.e2e.distributed_worker DATA_DIR OUT_DIR {after|before}
+``before``: each worker clips its own share of the batch before the shares are summed, the mistake
+the Trainer avoids; the test checks that it gives another model (so the test can fail).
+"""
+from components.trainer import distribute
+
+DISTRIBUTION = distribute.strategy_from_environment()  # first: before any TensorFlow op
+
+import os  # noqa: E402
+import sys  # noqa: E402
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from components.example_gen.readers import read_idx_split  # noqa: E402
+from components.trainer.loop import TrainingLoop  # noqa: E402
+from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions  # noqa: E402
+from components.trainer.run_fn import train  # noqa: E402
+
+TRAIN, EVAL = 1024, 256  # 8 global batches of 128
+CLIP = ClipOptions(strategy="global_norm", threshold=0.05)  # binds on every step of this run
+OPTIONS = TrainerOptions(hidden_units=(32,), learning_rate=0.01, lr_schedule="constant", batch_size=128, epochs=1,
+                         steps_per_call=4, checkpoint_every_n_steps=0, seed=1)
+
+
+def split(data_dir: str, prefix: str, size: int):
+    images, labels = read_idx_split(os.path.join(data_dir, f"{prefix}-images-idx3-ubyte.gz"),
+                                    os.path.join(data_dir, f"{prefix}-labels-idx1-ubyte.gz"))
+    return (tf.constant(images[:size].reshape(size, -1).astype(np.float32) / 255.0),
+            tf.constant(labels[:size].astype(np.int64)))
+
+
+def clip_each_share_then_sum(loop: TrainingLoop, x, y):
+    loss, grads = loop._replica_gradients(x, y)  # noqa: SLF001  (the variant replaces this one step)
+    grads, _ = tf.clip_by_global_norm(grads, CLIP.threshold)
+    return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, [loss, *grads])
+
+
+def main() -> None:
+    data_dir, out_dir, variant = sys.argv[1:4]
+    if variant == "before":
+        TrainingLoop._all_reduced_gradients = clip_each_share_then_sum  # noqa: SLF001
+    model, _ = train(split(data_dir, "train", TRAIN), split(data_dir, "t10k", EVAL), os.path.join(out_dir, "logs"),
+                     OPTIONS, CLIP, TelemetryOptions(histogram_every_n_steps=0), distribution=DISTRIBUTION)
+    kind, index = distribute.task()
+    np.savez(os.path.join(out_dir, f"weights-{kind}-{index}.npz"), *[v.numpy() for v in model.variables_in_order])
+
+
+if __name__ == "__main__":
+    main()
