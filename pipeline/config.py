@@ -123,6 +123,16 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         sweep.points(self)  # a grid whose points are not all valid configs is refused before anything runs
+        if self.trainer.workers > 1 and self.pipeline.runner != "kubeflow-v2":
+            raise ConfigError(
+                f"trainer.workers = {self.trainer.workers} runs the Trainer on Vertex AI Training worker pools: "
+                "add --runner kubeflow-v2 (a cluster of your own sets TF_CONFIG instead; README, \"Scaling out\")"
+            )
+        if self.trainer.workers > 1 and not (self.kubeflow.project and self.kubeflow.region):
+            raise ConfigError(
+                f"trainer.workers = {self.trainer.workers} needs --project and --region (kubeflow.project, "
+                "kubeflow.region): the Vertex AI Training job of the Trainer runs there"
+            )
 
     def to_dict(self) -> Dict[str, Any]:
         return to_dict(self)

@@ -89,12 +89,13 @@ def train_and_evaluate(
     config: PipelineConfig, data: DataStages, transformed: Transform, trainer_id: str = "Trainer",
     evaluator_id: str = "Evaluator",
 ) -> tuple[Trainer, Evaluator]:
-    trainer = Trainer(
+    trainer_class, cluster = (vertex_trainer(config) if config.trainer.workers > 1 else (Trainer, {}))
+    trainer = trainer_class(
         run_fn=RUN_FN,
         examples=data.example_gen.outputs["examples"],
         transform_graph=transformed.outputs["transform_graph"],
         schema=data.schema_gen.outputs["schema"],
-        custom_config=config.trainer_custom_config(trainer_id),
+        custom_config={**config.trainer_custom_config(trainer_id), **cluster},
     ).with_id(trainer_id)
     evaluator = Evaluator(
         examples=data.example_gen.outputs["examples"],
@@ -103,6 +104,28 @@ def train_and_evaluate(
         eval_config=build_eval_config(config.evaluator.accuracy_threshold),
     ).with_id(evaluator_id)
     return trainer, evaluator
+
+
+def vertex_trainer(config: PipelineConfig) -> tuple[type, dict]:
+    """TFX's Vertex AI Trainer, and the custom_config that makes its step a Vertex AI Training job:
+    a pool of one chief and one of ``workers - 1`` workers, each running this project's image. Vertex
+    sets TF_CONFIG on each replica; run_fn reads it (components/trainer/distribute.py)."""
+    # google-cloud-aiplatform: seconds of import, paid only by a pipeline that trains on a cluster.
+    from tfx.extensions.google_cloud_ai_platform import constants  # noqa: PLC0415
+    from tfx.extensions.google_cloud_ai_platform.trainer import component, executor  # noqa: PLC0415
+
+    def pool(replicas: int) -> dict:
+        return {"machine_spec": {"machine_type": config.trainer.machine_type}, "replica_count": replicas,
+                "container_spec": {"image_uri": config.kubeflow.image}}
+
+    return component.Trainer, {
+        constants.ENABLE_VERTEX_KEY: True,
+        constants.VERTEX_REGION_KEY: config.kubeflow.region,
+        executor.TRAINING_ARGS_KEY: {
+            "project": config.kubeflow.project,
+            "job_spec": {"worker_pool_specs": [pool(1), pool(config.trainer.workers - 1)]},
+        },
+    }
 
 
 def single_training(config: PipelineConfig, data: DataStages) -> list:

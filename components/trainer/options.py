@@ -109,9 +109,13 @@ class TrainerOptions:
     steps_per_call: int = 100  # training steps per tf.function call (fewer host round trips)
     checkpoint_every_n_steps: int = 500  # resumable checkpoints; 0 turns them off
     seed: int = 0
+    # --runner kubeflow-v2: the Trainer as a Vertex AI Training job of this many replicas (a chief and
+    # workers - 1 workers, each a machine_type), trained with MultiWorkerMirroredStrategy. 1: one process.
+    workers: int = 1
+    machine_type: str = "n1-standard-4"
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "epochs", "steps_per_call"):
+        for name in ("batch_size", "epochs", "steps_per_call", "workers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"trainer.{name} must be >= 1 (got {getattr(self, name)})")
         if self.checkpoint_every_n_steps < 0:
