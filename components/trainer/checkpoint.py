@@ -75,15 +75,20 @@ class Checkpointer:
             if name.startswith("history-") and name not in kept:
                 tf.io.gfile.remove(os.path.join(self.directory, name))
 
-    def restore(self) -> Optional[Restored]:
-        """The newest checkpoint that reads whole, or None (train afresh). One that does not
-        is named in one line and passed over; each is read through before anything is
-        restored, so a damaged one never leaves the model half-loaded."""
-        for path in reversed(self.manager.checkpoints):
+    def newest_step(self) -> int:
+        """The step of the newest checkpoint here, -1 if none."""
+        return _step_of(self.manager.checkpoints[-1]) if self.manager.checkpoints else -1
+
+    def restore(self, at_most: Optional[int] = None) -> Optional[Restored]:
+        """The newest checkpoint that reads whole (of step ``at_most`` or before, where given), or
+        None (train afresh). One that does not is named in one line and passed over; each is read
+        through before anything is restored, so a damaged one never leaves the model half-loaded."""
+        candidates = [p for p in self.manager.checkpoints if at_most is None or _step_of(p) <= at_most]
+        for path in reversed(candidates):
             try:
                 history, logdir = self._check(path)
             except (tf.errors.OpError, IndexError, ValueError, KeyError, OSError, EOFError) as err:
-                older = self.manager.checkpoints.index(path) > 0
+                older = candidates.index(path) > 0
                 message = (f"Trainer: the checkpoint at step {_step_of(path)} cannot be read ({type(err).__name__}: "
                            f"{str(err).splitlines()[0] if str(err) else ''}); "
                            + ("trying the one before it" if older else "training afresh"))

@@ -29,10 +29,15 @@ def _cluster_size() -> int:
     return sum(len(cluster.get(kind, [])) for kind in ("chief", "worker"))
 
 
+def is_multi_worker() -> bool:
+    """TF_CONFIG names a cluster of more than one task."""
+    return _cluster_size() > 1
+
+
 def strategy_from_environment() -> tf.distribute.Strategy:
     """The strategy for this process. Call it before any other TensorFlow op: collective ops
     (MultiWorkerMirroredStrategy's all-reduce) can only be configured at program start-up."""
-    if _cluster_size() > 1:
+    if is_multi_worker():
         return tf.distribute.MultiWorkerMirroredStrategy()
     if len(tf.config.list_physical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
@@ -51,6 +56,36 @@ def is_chief() -> bool:
     if "chief" in _tf_config().get("cluster", {}):
         return kind == "chief"
     return kind == "worker" and index == 0
+
+
+class LostWorker(RuntimeError):
+    """A worker of the training cluster stopped answering mid-training; the message is one line."""
+
+
+def lost_worker(err: Exception) -> LostWorker:
+    """What a survivor says when a collective op fails because a peer is gone (TensorFlow aborts
+    collectives within seconds of a lost connection, and its health check within a minute)."""
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return LostWorker(
+        f"a worker of the training cluster stopped ({type(err).__name__}: {first}); start every worker "
+        "again: each resumes from the newest checkpoint all of them have"
+    )
+
+
+def agreed_step(distribution: tf.distribute.Strategy, newest: int) -> int:
+    """The newest checkpoint step every worker has (-1: one has none, all start afresh).
+
+    A worker killed between checkpoints may have saved one fewer than the others; each keeps two,
+    so the smallest of the workers' newest steps is one they all hold."""
+    if distribution.num_replicas_in_sync == 1:
+        return newest
+
+    @tf.function
+    def gather():
+        return distribution.run(lambda: tf.distribute.get_replica_context().all_gather(
+            tf.constant([newest], tf.int64), axis=0))
+
+    return int(tf.reduce_min(distribution.experimental_local_results(gather())[0]))
 
 
 def own_path(path: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 import time
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Optional
@@ -102,10 +101,16 @@ class SaveCheckpoints:
         return after_call
 
 
-def resume(checkpointer: Optional[Checkpointer], telemetry: Telemetry, name: str) -> tuple[Optional[Restored], History]:
+def resume(
+    checkpointer: Optional[Checkpointer], telemetry: Telemetry, name: str, distribution: tf.distribute.Strategy,
+) -> tuple[Optional[Restored], History]:
     """The state of an interrupted run, if a readable checkpoint holds one (the loop's variables are
-    restored in place), and its history; else nothing and an empty history."""
-    restored = checkpointer.restore() if checkpointer else None
+    restored in place), and its history; else nothing and an empty history. Several workers resume
+    from the same step: the newest one all of them have."""
+    restored = None
+    if checkpointer:
+        agreed = distribute.agreed_step(distribution, checkpointer.newest_step())
+        restored = checkpointer.restore(at_most=agreed) if agreed >= 0 else None
     if restored is None:
         return None, History()
     log.warning("resuming from the checkpoint at step %d (%s)", restored.step, checkpointer.directory)
@@ -125,6 +130,30 @@ def build_loop(
     )
 
 
+def train_epochs(
+    loop: TrainingLoop, options: TrainerOptions, train_split, eval_split, name: str, restored: Optional[Restored],
+    history: History, saver: Optional[SaveCheckpoints],
+) -> tuple[History, dict]:
+    """The epochs left (all, or those after ``restored``), each evaluated and reported in a line."""
+    metrics = {"accuracy": float("nan")}
+    for epoch in range(restored.epoch if restored else 0, options.epochs):
+        first = restored.batch if restored and epoch == restored.epoch else 0
+        clipped_before, started = int(loop.clipped_steps.numpy()), time.perf_counter()
+        after_call = saver.during(epoch, history) if saver else None
+        result = loop.run_epoch(*train_split, options.steps_per_call, options.seed + epoch, first, after_call)
+        seconds = time.perf_counter() - started
+        history = history.extended(result)
+        metrics = loop.evaluate(*eval_split)
+        loop.telemetry.record_eval(int(loop.step.numpy()), metrics)
+        line = epoch_line(name, epoch, options.epochs, int(loop.step.numpy()), result, metrics["accuracy"],
+                          int(loop.clipped_steps.numpy()) - clipped_before, seconds)
+        log.info(line)
+        print(line, flush=True)
+        if result.stopped:
+            break
+    return history, metrics
+
+
 def train(
     train_split, eval_split, logdir: str, options: TrainerOptions, clip: ClipOptions, telemetry_options: TelemetryOptions,
     checkpoints: Optional[str] = None, upstream_settings: Mapping[str, Any] = MappingProxyType({}), name: str = "Trainer",
@@ -138,12 +167,12 @@ def train(
     the run's own settings in TensorBoard's HParams. ``name`` starts its progress lines.
     Under ``distribution`` (components/trainer/distribute.py) every worker trains the same model on its
     share of each batch; a worker other than the chief logs to a folder of its own and checkpoints to
-    a sub-folder of ``checkpoints``.
+    one beside ``checkpoints`` (``<checkpoints>-worker-1``), which the chief's clean-up leaves alone.
     """
     distribution = distribution or tf.distribute.get_strategy()
     logdir = distribute.own_path(logdir)
     if checkpoints and not distribute.is_chief():
-        checkpoints = os.path.join(checkpoints, "-".join(map(str, distribute.task())))
+        checkpoints = "-".join([checkpoints.rstrip("/"), *map(str, distribute.task())])  # beside the chief's
     with distribution.scope():  # the variables of the model, the optimizer and the loop, mirrored on each replica
         model = MLP(options.hidden_units, options.init, options.seed)
         telemetry = Telemetry(logdir, model.variable_names, telemetry_options)
@@ -154,24 +183,14 @@ def train(
         dashboards.hparam_values(settings),
     )
     checkpointer = Checkpointer(checkpoints, loop.checkpoint_objects(), options.checkpoint_every_n_steps) if checkpoints else None
-    restored, history = resume(checkpointer, telemetry, name)
+    restored, history = resume(checkpointer, telemetry, name, distribution)
     saver = SaveCheckpoints(checkpointer, loop, telemetry, logdir) if checkpointer else None
-    metrics = {"accuracy": float("nan")}
-    for epoch in range(restored.epoch if restored else 0, options.epochs):
-        first = restored.batch if restored and epoch == restored.epoch else 0
-        clipped_before, started = int(loop.clipped_steps.numpy()), time.perf_counter()
-        after_call = saver.during(epoch, history) if saver else None
-        result = loop.run_epoch(*train_split, options.steps_per_call, options.seed + epoch, first, after_call)
-        seconds = time.perf_counter() - started
-        history = history.extended(result)
-        metrics = loop.evaluate(*eval_split)
-        telemetry.record_eval(int(loop.step.numpy()), metrics)
-        line = epoch_line(name, epoch, options.epochs, int(loop.step.numpy()), result, metrics["accuracy"],
-                          int(loop.clipped_steps.numpy()) - clipped_before, seconds)
-        log.info(line)
-        print(line, flush=True)
-        if result.stopped:
-            break
+    try:
+        history, metrics = train_epochs(loop, options, train_split, eval_split, name, restored, history, saver)
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError) as err:
+        if distribute.is_multi_worker():  # a peer is gone: its collective ops failed here
+            raise distribute.lost_worker(err) from None
+        raise
     report = loop.gradient_report(history.norms, history.losses, metrics["accuracy"], restored.step if restored else None)
     telemetry.record_end(int(loop.step.numpy()), dashboards.final_metrics(report), loop.stopped)
     telemetry.flush()

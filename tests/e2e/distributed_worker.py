@@ -2,14 +2,16 @@
 slice of real MNIST with the Trainer's own ``train``, under the strategy ``TF_CONFIG`` asks for (none
 when unset), and saves its final weights as ``<out>/weights-<task>.npz``.
 
-Usage: python -m tests.e2e.distributed_worker DATA_DIR OUT_DIR {after|before}
+Usage: python -m tests.e2e.distributed_worker DATA_DIR OUT_DIR {after|before|resumable}
 ``before``: each worker clips its own share of the batch before the shares are summed, the mistake
 the Trainer avoids; the test checks that it gives another model (so the test can fail).
+``resumable``: 30 epochs (240 steps), a checkpoint every 8 steps under ``OUT_DIR/checkpoints``.
 """
 from components.trainer import distribute
 
 DISTRIBUTION = distribute.strategy_from_environment()  # first: before any TensorFlow op
 
+import dataclasses  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 
@@ -44,8 +46,12 @@ def main() -> None:
     data_dir, out_dir, variant = sys.argv[1:4]
     if variant == "before":
         TrainingLoop._all_reduced_gradients = clip_each_share_then_sum  # noqa: SLF001
+    options, checkpoints = OPTIONS, None
+    if variant == "resumable":
+        options = dataclasses.replace(OPTIONS, epochs=30, checkpoint_every_n_steps=8)
+        checkpoints = os.path.join(out_dir, "checkpoints")
     model, _ = train(split(data_dir, "train", TRAIN), split(data_dir, "t10k", EVAL), os.path.join(out_dir, "logs"),
-                     OPTIONS, CLIP, TelemetryOptions(histogram_every_n_steps=0), distribution=DISTRIBUTION)
+                     options, CLIP, TelemetryOptions(histogram_every_n_steps=0), checkpoints, distribution=DISTRIBUTION)
     kind, index = distribute.task()
     np.savez(os.path.join(out_dir, f"weights-{kind}-{index}.npz"), *[v.numpy() for v in model.variables_in_order])
 

@@ -4,8 +4,11 @@ trains on the same global batches, and only the chief writes logs."""
 import glob
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import portpicker
@@ -17,9 +20,9 @@ from tests.e2e.run_cli import REPO
 WORKER = [sys.executable, "-m", "tests.e2e.distributed_worker"]
 
 
-def run_workers(data_dir: str, out_dir: str, variant: str, workers: int) -> None:
-    """``workers`` processes of one cluster (none: a single process without TF_CONFIG), to completion."""
-    os.makedirs(out_dir)
+def start_workers(data_dir: str, out_dir: str, variant: str, workers: int) -> list:
+    """``workers`` processes of one cluster (none: a single process without TF_CONFIG)."""
+    os.makedirs(out_dir, exist_ok=True)
     ports = [portpicker.pick_unused_port() for _ in range(workers)]
     processes = []
     for index in range(max(workers, 1)):
@@ -30,6 +33,11 @@ def run_workers(data_dir: str, out_dir: str, variant: str, workers: int) -> None
                                            "task": {"type": "worker", "index": index}})
         processes.append(subprocess.Popen([*WORKER, data_dir, out_dir, variant], cwd=REPO, env=env,
                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    return processes
+
+
+def finish(processes: list) -> list:
+    """Each process's output, once all ended; any that failed fails the test."""
     try:
         outputs = [process.communicate(timeout=300)[0] for process in processes]
     finally:
@@ -37,6 +45,11 @@ def run_workers(data_dir: str, out_dir: str, variant: str, workers: int) -> None
             process.kill()
     for process, output in zip(processes, outputs):
         assert process.returncode == 0, output[-3000:]
+    return outputs
+
+
+def run_workers(data_dir: str, out_dir: str, variant: str, workers: int) -> list:
+    return finish(start_workers(data_dir, out_dir, variant, workers))
 
 
 def weights(path: str):
@@ -82,3 +95,29 @@ def test_the_trainer_module_starts_no_tensorflow_runtime_on_import():
             "print(context.context()._context_handle is None)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert result.stdout.strip().splitlines()[-1] == "True", result.stderr[-2000:]
+
+
+def test_a_killed_worker_stops_the_other_in_one_line_and_both_resume(mnist_slice, tmp_path):
+    out = str(tmp_path / "cluster")
+    chief, other = start_workers(mnist_slice, out, "resumable", 2)
+    deadline = time.monotonic() + 240
+    while not glob.glob(os.path.join(out, "checkpoints", "ckpt-*.index")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    other.send_signal(signal.SIGKILL)  # mid-training, after the first checkpoints
+    killed = time.monotonic()
+    output = chief.communicate(timeout=120)[0]
+    assert chief.returncode != 0 and time.monotonic() - killed < 90  # it fails, it does not hang
+    error = output.strip().splitlines()[-1]
+    assert error.startswith("components.trainer.distribute.LostWorker: a worker of the training cluster stopped (")
+    assert error.endswith("start every worker again: each resumes from the newest checkpoint all of them have")
+    other.communicate()
+
+    outputs = run_workers(mnist_slice, out, "resumable", 2)
+    steps = [re.search(r"Trainer: resuming from the checkpoint at step (\d+)", o).group(1) for o in outputs]
+    assert steps[0] == steps[1] and int(steps[0]) > 0  # both from the same step
+    run_workers(mnist_slice, str(tmp_path / "single"), "resumable", 0)
+    resumed = weights(os.path.join(out, "weights-worker-0.npz"))
+    for a, b, c in zip(resumed, weights(os.path.join(out, "weights-worker-1.npz")),
+                       weights(str(tmp_path / "single" / "weights-worker-0.npz"))):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, c, atol=1e-4)  # as if never interrupted, and as one process
