@@ -25,6 +25,7 @@ class NodeExecution:
     outputs: Dict[str, List[metadata_store_pb2.Artifact]]  # output key -> artifacts
     properties: Mapping[str, metadata_store_pb2.Value]  # the exec properties TFX recorded (custom_config, ...)
     execution_id: int
+    started: float  # seconds since the epoch
 
 
 def check_store(metadata_db: str) -> None:
@@ -90,6 +91,7 @@ def _node_executions(store: metadata_store.MetadataStore, executions) -> List[No
                 outputs=outputs,
                 properties=execution.custom_properties,
                 execution_id=execution.id,
+                started=execution.create_time_since_epoch / 1000.0,
             )
         )
     return result
