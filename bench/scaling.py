@@ -42,7 +42,7 @@ def write_idx(path: str, array: np.ndarray, magic: int) -> None:
 
 
 def tiled_mnist(k: int, root: str) -> Tuple[str, int]:
-    """MNIST tiled k times into ``root/k<k>``; returns the folder and the number of train records."""
+    """MNIST tiled k times into ``root/k<k>``; returns the folder and the number of records (train + eval)."""
     folder = os.path.join(root, f"k{k}")
     os.makedirs(folder)
     source = mnist_dir()
@@ -52,7 +52,7 @@ def tiled_mnist(k: int, root: str) -> Tuple[str, int]:
         tiles = [np.roll(images, shift, axis=(1, 2)) for shift in SHIFTS[:k]]
         write_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte"), np.concatenate(tiles), 2051)
         write_idx(os.path.join(folder, f"{prefix}-labels-idx1-ubyte"), np.tile(labels, k), 2049)
-    return folder, 60_000 * k
+    return folder, 70_000 * k
 
 
 class RssSampler:
@@ -76,9 +76,10 @@ class RssSampler:
             self.stop.wait(self.interval)
 
     def window(self, start: float, end: float) -> Tuple[float, float]:
-        """RSS at ``start`` and the peak in [start, end] (MiB)."""
-        inside = [mib for t, mib in self.samples if start <= t <= end] or [0.0]
-        before = [mib for t, mib in self.samples if t <= start] or inside
+        """RSS at ``start`` and the peak in [start, end] (MiB); a window shorter than the sampling
+        interval has the sample before it as its peak."""
+        before = [mib for t, mib in self.samples if t <= start] or [self.samples[0][1]]
+        inside = [mib for t, mib in self.samples if start <= t <= end] or before[-1:]
         return before[-1], max(inside)
 
 
@@ -112,6 +113,7 @@ def main() -> None:
     data = {k: tiled_mnist(k, root) for k in sorted(set(sizes))}
     order = [*sizes, sizes[0]]  # the first size again at the end
     results = [(k, run(data[k][0], [f"--set={s}" for s in args.set])) for k in order]
+    print("records: train + eval; s/1k rec: seconds per 1,000 of them; RSS in MiB")
     print(f"{'component':<17}{'k':>4}{'records':>9}{'seconds':>9}{'s/1k rec':>9}{'RSS start':>11}{'RSS peak':>10}")
     for component in COMPONENTS:
         for k, found in results:

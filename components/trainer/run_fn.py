@@ -51,11 +51,12 @@ def make_optimizer(options: TrainerOptions, total_steps: int):
     seeds 0-3 the default model's eval accuracy read 0.9785-0.9803 with it,
     0.9731-0.9798 at a constant rate (docs/benchmarks.md)."""
     schedules = {
-        "constant": options.learning_rate,
-        "cosine": tf_keras.optimizers.schedules.CosineDecay(options.learning_rate, decay_steps=total_steps),
+        "constant": lambda rate: rate,
+        "cosine": lambda rate: tf_keras.optimizers.schedules.CosineDecay(rate, decay_steps=total_steps),
     }
     optimizers = {"sgd": tf_keras.optimizers.legacy.SGD, "adam": tf_keras.optimizers.legacy.Adam}
-    return pick(optimizers, options.optimizer, "trainer.optimizer")(pick(schedules, options.lr_schedule, "trainer.lr_schedule"))
+    learning_rate = pick(schedules, options.lr_schedule, "trainer.lr_schedule")(options.learning_rate)
+    return pick(optimizers, options.optimizer, "trainer.optimizer")(learning_rate)
 
 
 def epoch_line(name: str, epoch: int, epochs: int, step: int, result, accuracy: float, clipped: int, seconds: float) -> str:
