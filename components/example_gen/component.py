@@ -5,14 +5,21 @@ Splits follow MNIST's official split, not a hash re-split: ``train`` is the
 split's pattern selects its two files (``train-*``, ``t10k-*``); keras'
 ``mnist.npz`` holds both splits in one file, so the executor passes the split
 name along with the pattern.
+
+An IDX split is read in record-range chunks: one element checks the files
+(streaming the images file) and plans the chunks, and each chunk is then its
+own Beam element, so a distributed runner reads them in parallel and no
+element holds a whole images file. An npz member is one zip stream, read
+whole by one element.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict
+from typing import Any, Dict, Iterator
 
 import apache_beam as beam
+import numpy as np
 import tensorflow as tf
 from tfx.components.example_gen import base_example_gen_executor
 from tfx.components.example_gen.component import FileBasedExampleGen
@@ -24,6 +31,7 @@ from components.common.errors import DataError
 from components.example_gen import readers, records
 
 IDX_PATTERNS = {"train": "train-*", "eval": "t10k-*"}
+CHUNK_RECORDS = 10_000  # images per chunk: 7.8 MB of pixels
 
 
 def input_config(data_file: str | None) -> example_gen_pb2.Input:
@@ -43,9 +51,39 @@ class SplitSource:
     labels_path: str = ""  # empty for npz, whose one file holds both arrays
 
     def read(self) -> readers.Split:
+        """The whole split in memory (tools that want the arrays; the ExampleGen reads chunks)."""
         if self.images_path.endswith(".npz"):
             return readers.read_npz_split(self.images_path, self.split)
         return readers.read_idx_split(self.images_path, self.labels_path)
+
+    def chunks(self) -> Iterator["Chunk"]:
+        """The split's chunks, once its files passed every check (a bad file fails here, in one line)."""
+        if self.images_path.endswith(".npz"):
+            yield Chunk(self.split, self.images_path, 0, 0, b"")
+            return
+        plan = readers.plan_idx_split(self.images_path, self.labels_path)
+        for start in range(0, plan.count, CHUNK_RECORDS):
+            stop = min(start + CHUNK_RECORDS, plan.count)
+            yield Chunk(self.split, self.images_path, start, stop, plan.labels[start:stop])
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+    """Images ``start`` to ``stop - 1`` of a checked IDX file and their labels; ``stop`` 0: a whole npz split."""
+
+    split: str
+    images_path: str
+    start: int
+    stop: int
+    labels: bytes
+
+    def examples(self) -> Iterator[bytes]:
+        if self.stop == 0:
+            images, labels = readers.read_npz_split(self.images_path, self.split)
+        else:
+            images = readers.read_idx_range(self.images_path, self.start, self.stop)
+            labels = np.frombuffer(self.labels, dtype=np.uint8)
+        return records.serialize_examples(images, labels)
 
 
 def locate_split(input_base: str, split: str, pattern: str) -> SplitSource:
@@ -69,14 +107,15 @@ def locate_split(input_base: str, split: str, pattern: str) -> SplitSource:
     return SplitSource(split, images[0], labels[0])
 
 
-def _to_examples(source: SplitSource):
-    images, labels = source.read()
-    return records.serialize_examples(images, labels)
-
-
 @beam.ptransform_fn
 def _ReadSplit(pipeline: beam.Pipeline, source: SplitSource) -> beam.PCollection:
-    return pipeline | "Locate" >> beam.Create([source]) | "Serialize" >> beam.FlatMap(_to_examples)
+    return (
+        pipeline
+        | "Locate" >> beam.Create([source])
+        | "Plan" >> beam.FlatMap(SplitSource.chunks)
+        | "Spread" >> beam.Reshuffle()  # the chunks to as many workers as the runner has
+        | "Serialize" >> beam.FlatMap(Chunk.examples)
+    )
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):

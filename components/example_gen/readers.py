@@ -3,14 +3,21 @@
 Both return ``(images uint8[N, 28, 28], labels uint8[N])`` after checking
 everything a corrupted or mixed-up file could get wrong, so a bad file fails
 here with one line naming it, never deep inside Beam or TensorFlow.
+
+An IDX split can also be read in record ranges: ``plan_idx_split`` makes the
+same checks reading the images file as a stream (its header, then its
+length), and ``read_idx_range`` reads one range, so no reader holds a whole
+images file (ExampleGen's chunks).
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import gzip
 import io
 import zipfile
 import zlib
-from typing import Tuple
+from typing import BinaryIO, Iterator, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -20,6 +27,9 @@ from components.common.errors import DataError
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 IMAGE_SIDE = 28
+IMAGE_BYTES = IMAGE_SIDE * IMAGE_SIDE
+IMAGES_OFFSET = 16  # an idx3 header: magic and three dimensions, 4 bytes each
+STREAM_BLOCK = 1 << 20  # bytes per read when a file is streamed
 NUM_CLASSES = 10
 
 Split = Tuple[np.ndarray, np.ndarray]
@@ -65,9 +75,15 @@ def _check_magic(magic: int, expected: int, path: str) -> None:
 
 
 def _payload(raw: bytes, offset: int, count: int, record_size: int, path: str) -> np.ndarray:
+    _check_length(len(raw), offset, count, record_size, path)
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset)
+
+
+def _check_length(length: int, offset: int, count: int, record_size: int, path: str) -> None:
+    """The file's length (after decompression) against what its header says."""
     if count == 0:
         raise DataError(f"{path}: the header says 0 records; the file holds no data")
-    actual = len(raw) - offset
+    actual = length - offset
     expected = count * record_size
     if actual != expected:
         problem = "truncated" if actual < expected else "longer than its header says"
@@ -75,15 +91,20 @@ def _payload(raw: bytes, offset: int, count: int, record_size: int, path: str) -
             f"{path}: header says {count} records ({expected} bytes) but the file holds {actual} bytes: "
             f"{problem}; fetch the file again"
         )
-    return np.frombuffer(raw, dtype=np.uint8, offset=offset)
+
+
+def _images_header(raw: bytes, path: str) -> int:
+    """The record count of an idx3 images file of 28x28 images, from its first 16 bytes."""
+    count, rows, cols = _header(raw, path, IMAGES_MAGIC, 3)
+    if (rows, cols) != (IMAGE_SIDE, IMAGE_SIDE):
+        raise DataError(f"{path}: images are {rows}x{cols}, MNIST images are 28x28; use the MNIST files")
+    return count
 
 
 def parse_images(raw: bytes, path: str) -> np.ndarray:
     """Parses an idx3 images file into uint8[N, 28, 28]."""
-    count, rows, cols = _header(raw, path, IMAGES_MAGIC, 3)
-    if (rows, cols) != (IMAGE_SIDE, IMAGE_SIDE):
-        raise DataError(f"{path}: images are {rows}x{cols}, MNIST images are 28x28; use the MNIST files")
-    return _payload(raw, 16, count, rows * cols, path).reshape(count, rows, cols)
+    count = _images_header(raw, path)
+    return _payload(raw, IMAGES_OFFSET, count, IMAGE_BYTES, path).reshape(count, IMAGE_SIDE, IMAGE_SIDE)
 
 
 def parse_labels(raw: bytes, path: str) -> np.ndarray:
@@ -96,6 +117,60 @@ def read_idx_split(images_path: str, labels_path: str) -> Split:
     images = parse_images(read_file_bytes(images_path), images_path)
     labels = parse_labels(read_file_bytes(labels_path), labels_path)
     return check_split(images, labels, f"{images_path} + {labels_path}")
+
+
+@contextlib.contextmanager
+def _stream(path: str) -> Iterator[BinaryIO]:
+    """The file's bytes as a stream (any TF filesystem), decompressed when it is named .gz; gzip damage
+    found while reading is a one-line DataError, as in ``read_file_bytes``."""
+    try:
+        with tf.io.gfile.GFile(path, "rb") as raw:
+            if not path.endswith(".gz"):
+                yield raw
+                return
+            if raw.read(2) != b"\x1f\x8b":
+                raise DataError(f"{path}: named .gz but is not gzip data; decompress or rename it")
+            raw.seek(0)
+            with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+                yield unzipped
+    except tf.errors.NotFoundError:
+        raise DataError(f"{path}: file not found; check the data directory") from None
+    except (OSError, EOFError, zlib.error) as err:
+        raise DataError(f"{path}: gzip data is corrupt or truncated ({err}); fetch the file again") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class IdxPlan:
+    """A checked IDX split, to be read in record ranges: its images file and its labels (a byte each)."""
+
+    images_path: str
+    labels: bytes
+
+    @property
+    def count(self) -> int:
+        return len(self.labels)
+
+
+def plan_idx_split(images_path: str, labels_path: str) -> IdxPlan:
+    """Every check ``read_idx_split`` makes, with the images file read as a stream: no more than a
+    block of it is in memory at once."""
+    with _stream(images_path) as images:
+        count = _images_header(images.read(IMAGES_OFFSET), images_path)
+        length = IMAGES_OFFSET + sum(len(block) for block in iter(lambda: images.read(STREAM_BLOCK), b""))
+    _check_length(length, IMAGES_OFFSET, count, IMAGE_BYTES, images_path)
+    labels = parse_labels(read_file_bytes(labels_path), labels_path)
+    check_counts(count, labels, f"{images_path} + {labels_path}")
+    return IdxPlan(images_path, labels.tobytes())
+
+
+def read_idx_range(images_path: str, start: int, stop: int) -> np.ndarray:
+    """Images ``start`` to ``stop - 1`` of a planned IDX file, as uint8[stop - start, 28, 28]."""
+    with _stream(images_path) as images:
+        images.seek(IMAGES_OFFSET + start * IMAGE_BYTES)  # a gzip stream decompresses up to here, a block at a time
+        data = images.read((stop - start) * IMAGE_BYTES)
+    if len(data) != (stop - start) * IMAGE_BYTES:
+        raise DataError(f"{images_path}: shorter than when it was checked; was it replaced during the run?")
+    return np.frombuffer(data, dtype=np.uint8).reshape(stop - start, IMAGE_SIDE, IMAGE_SIDE)
 
 
 def read_npz_split(path: str, split: str) -> Split:
@@ -129,13 +204,18 @@ def read_npz_split(path: str, split: str) -> Split:
 
 def check_split(images: np.ndarray, labels: np.ndarray, where: str) -> Split:
     """Checks what holds between images and labels of one split."""
-    if len(images) != len(labels):
-        raise DataError(f"{where}: {len(images)} images but {len(labels)} labels; use matching files")
-    if len(images) == 0:
+    check_counts(len(images), labels, where)
+    return images, labels
+
+
+def check_counts(image_count: int, labels: np.ndarray, where: str) -> None:
+    """As many images as labels, some of them, every label a digit."""
+    if image_count != len(labels):
+        raise DataError(f"{where}: {image_count} images but {len(labels)} labels; use matching files")
+    if image_count == 0:
         raise DataError(f"{where}: no records; the files are empty")
     bad = np.flatnonzero(labels >= NUM_CLASSES)
     if bad.size:
         raise DataError(
             f"{where}: label {int(labels[bad[0]])} at record {int(bad[0])} is outside 0-9; the labels file is corrupt"
         )
-    return images, labels

@@ -101,9 +101,12 @@ def test_a_killed_worker_stops_the_other_in_one_line_and_both_resume(mnist_slice
     out = str(tmp_path / "cluster")
     chief, other = start_workers(mnist_slice, out, "resumable", 2)
     deadline = time.monotonic() + 240
-    while not glob.glob(os.path.join(out, "checkpoints", "ckpt-*.index")) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    other.send_signal(signal.SIGKILL)  # mid-training, after the first checkpoints
+    saved = [os.path.join(out, folder, "ckpt-*.index") for folder in ("checkpoints", "checkpoints-worker-1")]
+    while not all(glob.glob(pattern) for pattern in saved) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    # Mid-training, once each worker saved a checkpoint (a worker killed before its first save would
+    # rightly make both start afresh); the killed one may be a save behind the chief.
+    other.send_signal(signal.SIGKILL)
     killed = time.monotonic()
     output = chief.communicate(timeout=120)[0]
     assert chief.returncode != 0 and time.monotonic() - killed < 90  # it fails, it does not hang

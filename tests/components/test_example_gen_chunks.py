@@ -1,0 +1,38 @@
+"""The chunked ExampleGen reader: the same examples as reading each split whole, as a multiset, in bounded pieces."""
+import collections
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+
+from components.example_gen import component, records
+from components.example_gen.component import IDX_PATTERNS, locate_split
+from tests.idx_files import synthetic, write_split
+
+
+@pytest.mark.parametrize("gz", [True, False])
+@pytest.mark.parametrize("count", [1, 9, 10, 23])
+def test_chunks_give_the_examples_of_the_whole_split(tmp_path, monkeypatch, gz, count):
+    monkeypatch.setattr(component, "CHUNK_RECORDS", 10)
+    images, labels = synthetic(count, seed=count)
+    images[-1] = images[0]  # a duplicate record: a multiset, not a set
+    labels[-1] = labels[0]
+    write_split(str(tmp_path), "train", images, labels, gz=gz)
+    source = locate_split(str(tmp_path), "train", IDX_PATTERNS["train"])
+    chunks = list(source.chunks())
+    assert [(c.start, c.stop) for c in chunks] == [(s, min(s + 10, count)) for s in range(0, count, 10)]
+    whole = list(records.serialize_examples(images, labels))
+    from_chunks = [record for chunk in chunks for record in chunk.examples()]
+    assert collections.Counter(from_chunks) == collections.Counter(whole)
+    with beam.Pipeline() as pipeline:  # the ExampleGen's own transform, on Beam's DirectRunner
+        assert_that(pipeline | component._ReadSplit(source), equal_to(whole))  # noqa: SLF001
+
+
+def test_real_mnist_train_in_chunks(real_mnist):
+    source = locate_split(real_mnist, "train", IDX_PATTERNS["train"])
+    chunks = list(source.chunks())
+    assert len(chunks) == 6 and chunks[-1].stop == 60_000
+    images, labels = source.read()
+    third = list(chunks[2].examples())  # a range from the middle of a gzip stream
+    assert len(third) == 10_000
+    assert third == list(records.serialize_examples(images[20_000:30_000], labels[20_000:30_000]))
