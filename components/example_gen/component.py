@@ -69,7 +69,7 @@ class SplitSource:
 
 @dataclasses.dataclass(frozen=True)
 class Chunk:
-    """Images ``start`` to ``stop - 1`` of a checked IDX file and their labels; ``stop`` 0: a whole npz split."""
+    """Images ``start`` to ``stop - 1`` of a checked IDX file and their labels; of an npz, the whole split."""
 
     split: str
     images_path: str
@@ -78,7 +78,7 @@ class Chunk:
     labels: bytes
 
     def examples(self) -> Iterator[bytes]:
-        if self.stop == 0:
+        if self.images_path.endswith(".npz"):  # the rule SplitSource.read follows
             images, labels = readers.read_npz_split(self.images_path, self.split)
         else:
             images = readers.read_idx_range(self.images_path, self.start, self.stop)

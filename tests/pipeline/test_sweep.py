@@ -7,6 +7,7 @@ from components.common.errors import ConfigError
 from pipeline import sweep
 from pipeline.config import load_config
 from pipeline.pipeline import create_pipeline
+from tests.kfp_spec import task_custom_config
 
 GRID = ['sweep.strategies=["none", "global_norm", "agc"]', "sweep.thresholds=[0.25, 1]"]
 
@@ -91,7 +92,7 @@ def test_the_kubeflow_v2_spec_of_a_sweep_compiles_with_a_task_per_point():
         trainer = tasks[point.trainer_id]
         assert "Transform" in trainer["dependentTasks"]
         assert point.trainer_id in tasks[point.evaluator_id]["dependentTasks"]
-        custom = json.loads(trainer["inputs"]["parameters"]["custom_config"]["runtimeValue"]["constantValue"]["stringValue"])
+        custom = task_custom_config(spec, point.trainer_id)
         assert (custom["clip"]["strategy"], custom["clip"]["threshold"]) == (point.config.clip.strategy,
                                                                              point.config.clip.threshold)
 

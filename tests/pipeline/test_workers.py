@@ -1,10 +1,9 @@
 """trainer.workers: the Trainer compiled as a Vertex AI Training job with a chief and worker pools."""
-import json
-
 import pytest
 
 from components.common.errors import ConfigError
 from pipeline.config import load_config
+from tests.kfp_spec import task_custom_config
 
 VERTEX = ['data.data_dir="gs://b/mnist"', "pipeline.output_dir='gs://b/runs'", "pipeline.runner='kubeflow-v2'",
           "kubeflow.project='my-project'", "kubeflow.region='europe-west4'", "kubeflow.image='eu.gcr.io/p/clipflow:1'"]
@@ -14,8 +13,7 @@ def trainer_task(*settings):
     from pipeline.runners import kubeflow_v2  # noqa: PLC0415  (the kfp extra; slow to import)
 
     spec = kubeflow_v2.compile_spec(load_config(None, [*VERTEX, *settings]))
-    task = spec["pipelineSpec"]["root"]["dag"]["tasks"]["Trainer"]
-    custom = json.loads(task["inputs"]["parameters"]["custom_config"]["runtimeValue"]["constantValue"]["stringValue"])
+    custom = task_custom_config(spec, "Trainer")
     executor = spec["pipelineSpec"]["deploymentSpec"]["executors"][
         spec["pipelineSpec"]["components"]["Trainer"]["executorLabel"]]
     args = executor["container"]["args"]
