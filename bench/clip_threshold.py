@@ -13,6 +13,7 @@ Usage: python -m bench.clip_threshold --output-dir runs [--thresholds none 0.5 1
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import tempfile
 import time
@@ -29,13 +30,15 @@ from pipeline.tools.events import read_run, scalar_curve
 from pipeline.paths import RunPaths
 
 
-def transformed_splits(output_dir: str):
-    """The latest pipeline run's train and eval splits, through its Transform graph."""
+def transformed_splits(output_dir: str, stack: contextlib.ExitStack):
+    """The latest pipeline run's train and eval splits, through its Transform graph, open until ``stack`` closes."""
     store = metadata.open_store(RunPaths(output_dir, output_dir).metadata_db)
     by_node = {e.node: e for e in metadata.run_executions(store, metadata.latest_run_id(store))}
     examples = by_node["MnistExampleGen"].outputs["examples"][0].uri
     transform_output = tft.TFTransformOutput(by_node["Transform"].outputs["transform_graph"][0].uri)
-    return [data.load_split([os.path.join(examples, f"Split-{split}", "*")], transform_output) for split in ("train", "eval")]
+    budget = TrainerOptions().memory_budget_mb * 2**20
+    return [stack.enter_context(data.open_split([os.path.join(examples, f"Split-{split}", "*")], transform_output, budget))
+            for split in ("train", "eval")]
 
 
 def main() -> None:
@@ -44,8 +47,12 @@ def main() -> None:
     parser.add_argument("--thresholds", nargs="+", default=["none", "0.5", "1"])
     parser.add_argument("--seeds", nargs="+", type=int, default=list(range(8)))
     args = parser.parse_args()
-    train_split, eval_split = transformed_splits(args.output_dir)
-    print(f"train {int(train_split[0].shape[0])} / eval {int(eval_split[0].shape[0])} examples")
+    with contextlib.ExitStack() as stack:
+        sweep_thresholds(args, *transformed_splits(args.output_dir, stack))
+
+
+def sweep_thresholds(args: argparse.Namespace, train_split: data.Split, eval_split: data.Split) -> None:
+    print(f"train {train_split.size} / eval {eval_split.size} examples")
     print("| threshold | seed | eval accuracy | clipped | clipped per epoch | first clipped | last clipped "
           "| max pre-clip | seconds |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")

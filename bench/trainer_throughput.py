@@ -19,6 +19,7 @@ import tf_keras
 
 from bench.common import best_of, load_train
 from components.trainer import clipping
+from components.trainer.data import InMemorySplit
 from components.trainer.loop import TrainingLoop, make_loss
 from components.trainer.model import MLP
 from components.trainer.options import TelemetryOptions, TrainerOptions
@@ -88,7 +89,8 @@ def our_loop(x: tf.Tensor, y: tf.Tensor, telemetry: bool, logdir: str) -> Callab
     def run(steps: int) -> None:
         done = 0
         while done < steps:  # whole epochs, cut short at ``steps``
-            done += len(loop.run_epoch(x[: (steps - done) * BATCH], y[: (steps - done) * BATCH], STEPS_PER_CALL, done).losses)
+            split = InMemorySplit(x[: (steps - done) * BATCH], y[: (steps - done) * BATCH])
+            done += len(loop.run_epoch(split, STEPS_PER_CALL, done).losses)
         if writer:
             writer.flush()
 

@@ -1,7 +1,9 @@
 """The custom training loop: many steps per ``tf.function`` call.
 
-One call runs ``steps_per_call`` steps on batches gathered from tensors held
-in memory, so the host is visited once per call, not once per step. The loop
+One call runs ``steps_per_call`` steps on batches sliced from a block of
+records held in memory (the whole split, or a part streamed from disk:
+components/trainer/data.py), so the host is visited once per call, not once
+per step. The loop
 holds a clip strategy and a telemetry writer and knows neither's details:
 the strategy's stats say whether a step applies its update (a non-finite
 guard, ``clipping.SkipNonFinite``, says skip) and whether training stops.
@@ -18,7 +20,7 @@ the optimizer applies the clipped gradient without aggregating it again.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, List, Optional
+from typing import TYPE_CHECKING, Callable, List, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -28,6 +30,9 @@ from components.trainer.clipping import ClipStrategy
 from components.trainer.model import MLP, NUM_CLASSES
 from components.trainer.report import GradientReport
 from components.trainer.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from components.trainer.data import Split
 
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
@@ -171,11 +176,13 @@ class TrainingLoop:
         start = index * self.batch_size
         return images[start : start + self.batch_size], labels[start : start + self.batch_size]
 
-    @tf.function(autograph=False)
+    # reduce_retracing: blocks streamed from disk differ in length; one trace then serves any length
+    # (each new shape would otherwise trace the whole step again: seconds, and memory kept per trace).
+    @tf.function(autograph=False, reduce_retracing=True)
     def run_steps(
         self, images: tf.Tensor, labels: tf.Tensor, first: tf.Tensor, count: tf.Tensor, histograms: tf.Tensor,
     ):
-        """Runs batches ``first .. first+count-1`` of the (shuffled) data; returns their losses and norms.
+        """Runs batches ``first .. first+count-1`` of a (shuffled) block; returns their losses and norms.
 
         The first step is peeled out of the loop: it is the only one that may
         write histograms, so the one branch on ``histograms`` (a bool tensor:
@@ -211,30 +218,30 @@ class TrainingLoop:
         return min(count, due), False
 
     def run_epoch(
-        self, images: tf.Tensor, labels: tf.Tensor, steps_per_call: int, seed: int, first_batch: int = 0,
+        self, split: Split, steps_per_call: int, seed: int, first_batch: int = 0,
         after_call: Optional[Callable[[int, EpochResult], None]] = None,
     ) -> EpochResult:
         """One pass over the data in an order fixed by ``seed`` (so a resumed epoch
         sees the same batches), from batch ``first_batch``; the last batch may be
         smaller. ``after_call(next_batch, so_far)`` runs on the host after each call."""
-        size = int(images.shape[0])
-        # One contiguous shuffled copy per epoch: batches are then slices, not
-        # per-step gathers of 128 random rows from the whole array.
-        order = tf.argsort(tf.random.stateless_uniform([size], seed=[seed, 0]))
-        images, labels = tf.gather(images, order), tf.gather(labels, order)
-        num_batches = -(-size // self.batch_size)
         result = EpochResult(np.zeros(0, np.float32), np.zeros(0, np.float32), False)
-        first = first_batch
-        while first < num_batches and not self.stopped:
-            count, histograms = self._next_call(num_batches - first, steps_per_call)
-            loss, norm = self.run_steps(images, labels, tf.constant(first), tf.constant(count), tf.constant(histograms))
-            result = EpochResult(
-                np.concatenate([result.losses, loss.numpy()]), np.concatenate([result.norms, norm.numpy()]),
-                self.stopped,
-            )
-            first += len(loss)
-            if after_call is not None:
-                after_call(first, result)
+        block_start = 0  # the epoch's index of the block's first batch: blocks hold whole batches
+        for images, labels in split.epoch(seed, self.batch_size):
+            num_batches = -(-int(images.shape[0]) // self.batch_size)
+            first = max(first_batch - block_start, 0)
+            while first < num_batches and not self.stopped:
+                count, histograms = self._next_call(num_batches - first, steps_per_call)
+                loss, norm = self.run_steps(images, labels, tf.constant(first), tf.constant(count), tf.constant(histograms))
+                result = EpochResult(
+                    np.concatenate([result.losses, loss.numpy()]), np.concatenate([result.norms, norm.numpy()]),
+                    self.stopped,
+                )
+                first += len(loss)
+                if after_call is not None:
+                    after_call(block_start + first, result)
+            if self.stopped:
+                break
+            block_start += num_batches
         return result
 
     def gradient_report(
@@ -273,18 +280,18 @@ class TrainingLoop:
     def stopped(self) -> bool:
         return bool(self.halted.numpy())
 
-    @tf.function(autograph=False)
+    @tf.function(autograph=False, reduce_retracing=True)
     def _eval_batch(self, x: tf.Tensor, y: tf.Tensor):
         outputs = self.model(x)
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(outputs, axis=1), y), tf.float32))
         return self.loss_fn(y, outputs) * tf.cast(tf.shape(y)[0], tf.float32), correct
 
-    def evaluate(self, images: tf.Tensor, labels: tf.Tensor, batch_size: int = 2000) -> dict:
+    def evaluate(self, split: Split, batch_size: int = 2000) -> dict:
         """Mean loss and accuracy over a whole split."""
-        size = int(images.shape[0])
         total_loss = total_correct = 0.0
-        for start in range(0, size, batch_size):
-            loss, correct = self._eval_batch(images[start : start + batch_size], labels[start : start + batch_size])
-            total_loss += float(loss)
-            total_correct += float(correct)
-        return {"loss": total_loss / size, "accuracy": total_correct / size}
+        for images, labels in split.blocks():
+            for start in range(0, int(images.shape[0]), batch_size):
+                loss, correct = self._eval_batch(images[start : start + batch_size], labels[start : start + batch_size])
+                total_loss += float(loss)
+                total_correct += float(correct)
+        return {"loss": total_loss / split.size, "accuracy": total_correct / split.size}

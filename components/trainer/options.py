@@ -113,9 +113,12 @@ class TrainerOptions:
     # workers - 1 workers, each a machine_type), trained with MultiWorkerMirroredStrategy. 1: one process.
     workers: int = 1
     machine_type: str = "n1-standard-4"
+    # A split whose transformed records take more than this streams from local disk in blocks of a
+    # quarter of it (components/trainer/data.py); below it, the split is held in memory (faster).
+    memory_budget_mb: int = 256
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "epochs", "steps_per_call", "workers"):
+        for name in ("batch_size", "epochs", "steps_per_call", "workers", "memory_budget_mb"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"trainer.{name} must be >= 1 (got {getattr(self, name)})")
         if self.checkpoint_every_n_steps < 0:

@@ -141,10 +141,10 @@ def train_epochs(
         first = restored.batch if restored and epoch == restored.epoch else 0
         clipped_before, started = int(loop.clipped_steps.numpy()), time.perf_counter()
         after_call = saver.during(epoch, history) if saver else None
-        result = loop.run_epoch(*train_split, options.steps_per_call, options.seed + epoch, first, after_call)
+        result = loop.run_epoch(train_split, options.steps_per_call, options.seed + epoch, first, after_call)
         seconds = time.perf_counter() - started
         history = history.extended(result)
-        metrics = loop.evaluate(*eval_split)
+        metrics = loop.evaluate(eval_split)
         loop.telemetry.record_eval(int(loop.step.numpy()), metrics)
         line = epoch_line(name, epoch, options.epochs, int(loop.step.numpy()), result, metrics["accuracy"],
                           int(loop.clipped_steps.numpy()) - clipped_before, seconds)
@@ -160,7 +160,7 @@ def train(
     checkpoints: Optional[str] = None, upstream_settings: Mapping[str, Any] = MappingProxyType({}), name: str = "Trainer",
     distribution: Optional[tf.distribute.Strategy] = None,
 ) -> tuple[MLP, GradientReport]:
-    """Trains the MLP on in-memory splits; returns it and its gradient report.
+    """Trains the MLP on two splits (components/trainer/data.py); returns it and its gradient report.
 
     With ``checkpoints`` (a folder), training saves its state every
     ``trainer.checkpoint_every_n_steps`` steps and resumes from there.
@@ -177,7 +177,7 @@ def train(
     with distribution.scope():  # the variables of the model, the optimizer and the loop, mirrored on each replica
         model = MLP(options.hidden_units, options.init, options.seed)
         telemetry = Telemetry(logdir, model.variable_names, telemetry_options)
-        loop = build_loop(model, options, clip, telemetry, int(train_split[0].shape[0]), distribution)
+        loop = build_loop(model, options, clip, telemetry, train_split.size, distribution)
     settings = flatten({**upstream_settings, "trainer": to_dict(options), "clip": to_dict(clip)})
     telemetry.record_start(
         dashboards.clipping_layout(model.variable_names, telemetry_options.clip_rate_window),
@@ -200,12 +200,12 @@ def train(
     return model, report
 
 
-def run_fn(fn_args: FnArgs) -> None:
-    distribution = distribute.strategy_from_environment()  # first: before any other TensorFlow op
-    options, clip, telemetry_options = parse_custom_config(fn_args.custom_config)
-    transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    train_split = data.load_split(fn_args.train_files, transform_output)
-    eval_split = data.load_split(fn_args.eval_files, transform_output)
+def train_model(
+    fn_args: FnArgs, options: TrainerOptions, clip: ClipOptions, telemetry_options: TelemetryOptions,
+    train_split: data.Split, eval_split: data.Split, name: str, distribution: tf.distribute.Strategy,
+) -> tuple[MLP, GradientReport]:
+    """``train`` with what the Trainer component adds: resumable checkpoints under the pipeline's
+    checkpoint root (keyed by settings and inputs), upstream settings and the component's name."""
     checkpoints = None
     if options.checkpoint_every_n_steps and fn_args.custom_config.get(CHECKPOINT_ROOT_KEY):
         checkpoints = checkpoint_dir(
@@ -213,11 +213,28 @@ def run_fn(fn_args: FnArgs) -> None:
             {k: v for k, v in fn_args.custom_config.items() if k != CHECKPOINT_ROOT_KEY},
             [fn_args.transform_output, *fn_args.train_files, *fn_args.eval_files],
         )
-    model, report = train(
+    return train(
         train_split, eval_split, fn_args.model_run_dir, options, clip, telemetry_options, checkpoints,
         {key: fn_args.custom_config[key] for key in UPSTREAM_KEYS if key in fn_args.custom_config},
-        fn_args.custom_config.get(NAME_KEY, "Trainer"), distribution,
+        name, distribution,
     )
+
+
+def run_fn(fn_args: FnArgs) -> None:
+    distribution = distribute.strategy_from_environment()  # first: before any other TensorFlow op
+    options, clip, telemetry_options = parse_custom_config(fn_args.custom_config)
+    transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    budget = options.memory_budget_mb * 2**20
+    name = fn_args.custom_config.get(NAME_KEY, "Trainer")
+    with data.open_split(fn_args.train_files, transform_output, budget) as train_split, \
+            data.open_split(fn_args.eval_files, transform_output, budget) as eval_split:
+        for split_name, split in (("training", train_split), ("eval", eval_split)):
+            if isinstance(split, data.SpilledSplit):  # say why this run reads its disk
+                print(f"{name}: the {split_name} split ({split.size:,} records) is over trainer.memory_budget_mb="
+                      f"{options.memory_budget_mb} once transformed: streaming it from local disk in "
+                      f"{len(split.paths)} buckets", flush=True)
+        model, report = train_model(fn_args, options, clip, telemetry_options, train_split, eval_split, name,
+                                    distribution)
     serving_model_dir = distribute.own_path(fn_args.serving_model_dir)
     export.export_serving_model(model, transform_output, serving_model_dir)  # every worker: saving may be collective
     if not distribute.is_chief():

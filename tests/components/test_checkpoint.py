@@ -12,15 +12,15 @@ from components.trainer import checkpoint
 from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
 from components.trainer.run_fn import train
 from pipeline.tools.events import read_run
-from tests.components.trainer_helpers import synthetic_split
+from tests.components.trainer_helpers import spilled, synthetic_split
 
 SPLITS = (synthetic_split(), synthetic_split(1))
 
 
-def _train(logdir, epochs, checkpoints=None, strategy="percentile"):
+def _train(logdir, epochs, checkpoints=None, strategy="percentile", splits=SPLITS):
     options = TrainerOptions(hidden_units=(16,), optimizer="adam", learning_rate=0.01, epochs=epochs, batch_size=16,
                              steps_per_call=3, checkpoint_every_n_steps=5, seed=1)
-    return train(*SPLITS, str(logdir), options, ClipOptions(strategy=strategy, window=8),
+    return train(*splits, str(logdir), options, ClipOptions(strategy=strategy, window=8),
                  TelemetryOptions(histogram_every_n_steps=4), checkpoints=checkpoints)
 
 
@@ -28,7 +28,7 @@ class Interrupted(Exception):
     pass
 
 
-def _interrupted(logdir, checkpoints, monkeypatch, strategy="percentile", saves=1):
+def _interrupted(logdir, checkpoints, monkeypatch, strategy="percentile", saves=1, splits=SPLITS):
     """A run killed right after its ``saves``-th checkpoint: the first is at the first call
     boundary past step 5, step 7 (calls end at histogram steps and epoch ends too)."""
     save = checkpoint.Checkpointer.save
@@ -42,7 +42,7 @@ def _interrupted(logdir, checkpoints, monkeypatch, strategy="percentile", saves=
 
     monkeypatch.setattr(checkpoint.Checkpointer, "save", save_then_stop)
     with pytest.raises(Interrupted):
-        _train(logdir, epochs=3, checkpoints=checkpoints, strategy=strategy)
+        _train(logdir, epochs=3, checkpoints=checkpoints, strategy=strategy, splits=splits)
     monkeypatch.undo()
 
 
@@ -60,6 +60,22 @@ def test_resume_continues_exactly(tmp_path, monkeypatch):
     assert report.max_pre_clip_norm == pytest.approx(reference_report.max_pre_clip_norm, rel=1e-5)
     assert report.clipped_fraction == reference_report.clipped_fraction
     assert not os.path.exists(checkpoints)  # removed once training completed
+
+
+def test_a_streamed_split_resumes_exactly_too(tmp_path, monkeypatch):
+    """Resumed mid-epoch, a spilled split's epoch skips to the batch it stopped at, across its blocks."""
+    splits = (spilled(SPLITS[0], str(tmp_path / "train"), buckets=7), spilled(SPLITS[1], str(tmp_path / "eval"), 3))
+    reference, reference_report = _train(tmp_path / "reference", epochs=3, splits=splits)
+    checkpoints = str(tmp_path / "ckpt")
+    _interrupted(tmp_path / "interrupted", checkpoints, monkeypatch, saves=2, splits=splits)
+    resumed, report = _train(tmp_path / "resumed", epochs=3, checkpoints=checkpoints, splits=splits)
+    assert 5 < report.resumed_from_step < 12 and report.resumed_from_step % 4  # mid-epoch (4 batches an epoch)
+    assert report.steps == reference_report.steps == 12
+    for got, want in zip(resumed.variables_in_order, reference.variables_in_order):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-7)
+    assert report.eval_accuracy == pytest.approx(reference_report.eval_accuracy)
+    in_memory, _ = _train(tmp_path / "in_memory", epochs=3)
+    assert not np.allclose(in_memory.variables_in_order[0].numpy(), reference.variables_in_order[0].numpy())
 
 
 def test_resumed_logs_hold_each_step_once(tmp_path, monkeypatch):

@@ -7,16 +7,17 @@ import pytest
 import tensorflow as tf
 
 from components.trainer.model import MLP
+from components.trainer.data import InMemorySplit
 from components.trainer.options import STRATEGY_SETTINGS, ClipOptions
 from pipeline.tools.events import read_run
 from tests.components.trainer_helpers import synthetic_split, tiny_run
 
 
 def _poisoned(rows):
-    images, labels = synthetic_split()
-    images = images.numpy()
+    split = synthetic_split()
+    images = split.images.numpy()
     images[rows, 0] = math.inf
-    return tf.constant(images), labels
+    return InMemorySplit(tf.constant(images), split.labels)
 
 
 @pytest.mark.parametrize("strategy", list(STRATEGY_SETTINGS))

@@ -32,7 +32,7 @@ def test_per_step_scalar_tags(run):
 
 def test_pre_clip_norm_equals_an_independent_computation(run):
     logdir, _, options = run
-    images, labels = synthetic_split()
+    images, labels = synthetic_split().images, synthetic_split().labels
     model = MLP(options.hidden_units, options.init, options.seed)  # same seed: the run's initial weights
     with tf.GradientTape() as tape:
         loss = make_loss("mse")(labels, model(images))
@@ -83,7 +83,7 @@ def test_histograms_at_the_configured_cadence(run):
 
 def test_histogram_matches_the_gradient(run):
     logdir, _, options = run
-    images, labels = synthetic_split()
+    images, labels = synthetic_split().images, synthetic_split().labels
     model = MLP(options.hidden_units, options.init, options.seed)
     with tf.GradientTape() as tape:
         loss = make_loss("mse")(labels, model(images))

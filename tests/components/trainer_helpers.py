@@ -1,11 +1,23 @@
-"""Tiny synthetic training runs for trainer tests."""
+"""Tiny synthetic training runs for trainer tests, and the Trainer's inputs written as the pipeline writes them."""
 from __future__ import annotations
 
+import hashlib
+import os
+
+import apache_beam as beam
 import numpy as np
 import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tensorflow_transform.tf_metadata import dataset_metadata
 
+from components.trainer.data import FINGERPRINTS, BucketWriter, InMemorySplit, SpilledSplit
 from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
 from components.trainer.run_fn import train
+from components.transform.preprocessing import preprocessing_fn
+from pipeline.pipeline import SCHEMA_FILE
 
 SIZE = 64
 
@@ -14,7 +26,19 @@ def synthetic_split(seed: int = 0, size: int = SIZE):
     rng = np.random.default_rng(seed)
     images = rng.random((size, 784), dtype=np.float32)
     labels = rng.integers(0, 10, size)
-    return tf.constant(images), tf.constant(labels, tf.int64)
+    return InMemorySplit(tf.constant(images), tf.constant(labels, tf.int64))
+
+
+def spilled(split: InMemorySplit, directory: str, buckets: int) -> SpilledSplit:
+    """The split in bucket files, as the Trainer spills a split above its memory budget (fingerprints
+    of each image's bytes stand in for those of its serialized record)."""
+    images, labels = split.images.numpy(), split.labels.numpy()
+    fingerprints = np.array([int.from_bytes(hashlib.sha256(row.tobytes()).digest()[:8], "little") % FINGERPRINTS
+                             for row in images])
+    os.makedirs(directory, exist_ok=True)
+    writer = BucketWriter(directory, buckets)
+    writer.write(fingerprints, labels, images)
+    return writer.split()
 
 
 def tiny_run(logdir: str, train_split=None, epochs: int = 12, batch_size: int = SIZE, clip: ClipOptions = ClipOptions(),
@@ -23,3 +47,26 @@ def tiny_run(logdir: str, train_split=None, epochs: int = 12, batch_size: int = 
                              batch_size=batch_size, steps_per_call=4, seed=3)
     return train(train_split or synthetic_split(), synthetic_split(1), logdir, options, clip,
                  TelemetryOptions(histogram_every_n_steps=every, clip_rate_window=5)), options
+
+
+def transform_output(folder: str) -> tft.TFTransformOutput:
+    """A transform graph and raw metadata (the curated schema) written by tf.Transform on Beam,
+    as the Transform component does."""
+    with open(SCHEMA_FILE) as f:
+        metadata = dataset_metadata.DatasetMetadata(text_format.Parse(f.read(), schema_pb2.Schema()))
+    rows = [{"image": np.zeros(784, np.int64), "label": 0}]
+    with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=folder + "-tmp", force_tf_compat_v1=False):
+        transform_fn = (pipeline | beam.Create(rows), metadata) | tft_beam.AnalyzeDataset(
+            lambda inputs: preprocessing_fn(inputs, {"scaling": {"mode": "divide", "divisor": 255.0}})
+        )
+        _ = transform_fn | tft_beam.WriteTransformFn(folder)
+        _ = metadata | tft_beam.WriteMetadata(
+            os.path.join(folder, tft.TFTransformOutput.RAW_METADATA_DIR), pipeline=pipeline
+        )
+    return tft.TFTransformOutput(folder)
+
+
+def write_records(path: str, records) -> None:
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for record in records:
+            writer.write(record)

@@ -2,10 +2,12 @@
 slice of real MNIST with the Trainer's own ``train``, under the strategy ``TF_CONFIG`` asks for (none
 when unset), and saves its final weights as ``<out>/weights-<task>.npz``.
 
-Usage: python -m tests.e2e.distributed_worker DATA_DIR OUT_DIR {after|before|resumable}
+Usage: python -m tests.e2e.distributed_worker DATA_DIR OUT_DIR {after|before|resumable|streamed}
 ``before``: each worker clips its own share of the batch before the shares are summed, the mistake
 the Trainer avoids; the test checks that it gives another model (so the test can fail).
 ``resumable``: 30 epochs (240 steps), a checkpoint every 8 steps under ``OUT_DIR/checkpoints``.
+``streamed``: 3 epochs, the training split spilled into 5 buckets (blocks of several lengths), as the
+Trainer streams a split above its memory budget; each process spills its own copy.
 """
 from components.trainer import distribute
 
@@ -14,14 +16,17 @@ DISTRIBUTION = distribute.strategy_from_environment()  # first: before any Tenso
 import dataclasses  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from components.example_gen.readers import read_idx_split  # noqa: E402
+from components.trainer.data import InMemorySplit  # noqa: E402
 from components.trainer.loop import TrainingLoop  # noqa: E402
 from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions  # noqa: E402
 from components.trainer.run_fn import train  # noqa: E402
+from tests.components.trainer_helpers import spilled  # noqa: E402
 
 TRAIN, EVAL = 1024, 256  # 8 global batches of 128
 CLIP = ClipOptions(strategy="global_norm", threshold=0.05)  # binds on every step of this run
@@ -32,8 +37,8 @@ OPTIONS = TrainerOptions(hidden_units=(32,), learning_rate=0.01, lr_schedule="co
 def split(data_dir: str, prefix: str, size: int):
     images, labels = read_idx_split(os.path.join(data_dir, f"{prefix}-images-idx3-ubyte.gz"),
                                     os.path.join(data_dir, f"{prefix}-labels-idx1-ubyte.gz"))
-    return (tf.constant(images[:size].reshape(size, -1).astype(np.float32) / 255.0),
-            tf.constant(labels[:size].astype(np.int64)))
+    return InMemorySplit(tf.constant(images[:size].reshape(size, -1).astype(np.float32) / 255.0),
+                         tf.constant(labels[:size].astype(np.int64)))
 
 
 def clip_each_share_then_sum(loop: TrainingLoop, x, y):
@@ -47,10 +52,14 @@ def main() -> None:
     if variant == "before":
         TrainingLoop._all_reduced_gradients = clip_each_share_then_sum  # noqa: SLF001
     options, checkpoints = OPTIONS, None
+    train_split = split(data_dir, "train", TRAIN)
     if variant == "resumable":
         options = dataclasses.replace(OPTIONS, epochs=30, checkpoint_every_n_steps=8)
         checkpoints = os.path.join(out_dir, "checkpoints")
-    model, _ = train(split(data_dir, "train", TRAIN), split(data_dir, "t10k", EVAL), os.path.join(out_dir, "logs"),
+    if variant == "streamed":
+        options = dataclasses.replace(OPTIONS, epochs=3)
+        train_split = spilled(train_split, tempfile.mkdtemp(dir=out_dir, prefix="spill-"), buckets=5)
+    model, _ = train(train_split, split(data_dir, "t10k", EVAL), os.path.join(out_dir, "logs"),
                      options, CLIP, TelemetryOptions(histogram_every_n_steps=0), checkpoints, distribution=DISTRIBUTION)
     kind, index = distribute.task()
     np.savez(os.path.join(out_dir, f"weights-{kind}-{index}.npz"), *[v.numpy() for v in model.variables_in_order])

@@ -60,7 +60,8 @@ def weights(path: str):
 @pytest.fixture(scope="module")
 def runs(mnist_slice, tmp_path_factory):
     root = tmp_path_factory.mktemp("distributed")
-    for name, variant, workers in (("single", "after", 0), ("two", "after", 2), ("before", "before", 2)):
+    for name, variant, workers in (("single", "after", 0), ("two", "after", 2), ("before", "before", 2),
+                                   ("single-streamed", "streamed", 0), ("two-streamed", "streamed", 2)):
         run_workers(mnist_slice, str(root / name), variant, workers)
     return root
 
@@ -71,6 +72,18 @@ def test_two_workers_train_the_model_one_process_trains(runs):
     for one, a, b in zip(single, chief, other):
         np.testing.assert_allclose(a, one, atol=1e-5)
         np.testing.assert_array_equal(a, b)  # mirrored: the same update on every worker
+
+
+def test_two_workers_streaming_a_spilled_split_train_the_model_one_process_trains(runs):
+    """Every worker streams the same blocks (of several lengths) and trains on its share of each batch."""
+    single = weights(runs / "single-streamed" / "weights-worker-0.npz")
+    chief = weights(runs / "two-streamed" / "weights-worker-0.npz")
+    other = weights(runs / "two-streamed" / "weights-worker-1.npz")
+    for one, a, b in zip(single, chief, other):
+        np.testing.assert_allclose(a, one, atol=1e-5)
+        np.testing.assert_array_equal(a, b)
+    in_memory = weights(runs / "single" / "weights-worker-0.npz")  # 1 epoch of another order: another model
+    assert max(np.abs(a - b).max() for a, b in zip(single, in_memory)) > 1e-3
 
 
 def test_the_chief_logs_the_norms_of_the_summed_gradient(runs):
