@@ -10,21 +10,25 @@ An IDX split is read in record-range chunks: one element checks the files
 (streaming the images file) and plans the chunks, and each chunk is then its
 own Beam element, so a distributed runner reads them in parallel and no
 element holds a whole images file. An npz member is one zip stream, read
-whole by one element.
+whole by one element. Records stream from their chunk into the split's files,
+without the shuffle TFX puts before writing (``Executor.Do``), so memory holds
+about a chunk whatever the size of the split.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Iterator, List
 
 import apache_beam as beam
 import numpy as np
 import tensorflow as tf
-from tfx.components.example_gen import base_example_gen_executor
+from tfx.components.example_gen import base_example_gen_executor, utils
 from tfx.components.example_gen.component import FileBasedExampleGen
+from tfx.components.util import examples_utils
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
+from tfx.types import Artifact, artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 from components.common.errors import DataError
@@ -32,6 +36,7 @@ from components.example_gen import readers, records
 
 IDX_PATTERNS = {"train": "train-*", "eval": "t10k-*"}
 CHUNK_RECORDS = 10_000  # images per chunk: 7.8 MB of pixels
+RECORDS_FILE = "data_tfrecord"  # the name TFX's ExampleGen gives a split's files
 
 
 def input_config(data_file: str | None) -> example_gen_pb2.Input:
@@ -120,6 +125,29 @@ def _ReadSplit(pipeline: beam.Pipeline, source: SplitSource) -> beam.PCollection
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     """Reads each input split by name and pattern; no output re-splitting."""
+
+    def Do(self, input_dict: Dict[str, List[Artifact]], output_dict: Dict[str, List[Artifact]],
+           exec_properties: Dict[str, Any]) -> None:
+        """TFX's ``Do`` (tfx/components/example_gen/base_example_gen_executor.py) without the Reshuffle
+        its WriteSplit puts before writing ("TODO: make shuffle optional"): a shuffle groups every
+        record of a split, which Beam's in-process runner holds in memory at once, while the records
+        streaming from their chunk to the file hold one chunk. Nothing downstream reads the files'
+        order: the Trainer orders records by a hash of their bytes (components/trainer/data.py)."""
+        self._log_startup(input_dict, output_dict, exec_properties)
+        input_config, output_config = example_gen_pb2.Input(), example_gen_pb2.Output()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
+        examples = output_dict[standard_component_specs.EXAMPLES_KEY]
+        artifact_utils.get_single_instance(examples).split_names = artifact_utils.encode_split_names(
+            utils.generate_output_split_names(input_config, output_config)
+        )
+        with self._make_beam_pipeline() as pipeline:
+            for split, serialized in self.GenerateExamplesByBeam(pipeline, exec_properties).items():
+                _ = serialized | f"WriteSplit[{split}]" >> beam.io.WriteToTFRecord(
+                    os.path.join(artifact_utils.get_split_uri(examples, split), RECORDS_FILE), file_name_suffix=".gz"
+                )
+        for artifact in examples:  # what StatisticsGen and Transform read the records as
+            examples_utils.set_payload_format(artifact, exec_properties[standard_component_specs.OUTPUT_DATA_FORMAT_KEY])
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         return _ReadSplit
