@@ -3,8 +3,8 @@
 One call runs ``steps_per_call`` steps on batches sliced from a block of
 records held in memory (the whole split, or a part streamed from disk:
 components/trainer/data.py), so the host is visited once per call, not once
-per step. The loop
-holds a clip strategy and a telemetry writer and knows neither's details:
+per step. The loop holds a clip strategy and a telemetry writer and knows
+neither's details:
 the strategy's stats say whether a step applies its update (a non-finite
 guard, ``clipping.SkipNonFinite``, says skip) and whether training stops.
 

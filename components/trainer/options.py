@@ -113,8 +113,8 @@ class TrainerOptions:
     # workers - 1 workers, each a machine_type), trained with MultiWorkerMirroredStrategy. 1: one process.
     workers: int = 1
     machine_type: str = "n1-standard-4"
-    # A split whose transformed records take more than this streams from local disk in blocks of a
-    # quarter of it (components/trainer/data.py); below it, the split is held in memory (faster).
+    # A split whose transformed records take more than this streams from local disk in buckets of
+    # about a quarter of it (components/trainer/data.py); below it, the split is held in memory (faster).
     memory_budget_mb: int = 256
 
     def __post_init__(self) -> None:
