@@ -7,7 +7,7 @@ import components  # noqa: F401  (Keras choice before TensorFlow loads)
 from tests import idx_files
 
 
-def pytest_configure(config):
+def pytest_configure():
     """Ctrl-C reaches the processes the tests start and interrupt, however the suite was launched: a
     shell's ``&`` starts it with SIGINT ignored, which every process it starts would inherit."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
