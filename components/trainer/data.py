@@ -168,7 +168,7 @@ def _fingerprints(records: tf.Tensor) -> tf.Tensor:
 
 
 def _count(files: List[str]) -> int:
-    """Records in the files: one streaming pass (about 3 us a record), so the split is never held to be counted."""
+    """Records in the files: one streaming pass, so the split is never held to be counted."""
     return int(_records(files).reduce(tf.constant(0, tf.int64), lambda n, batch: n + tf.size(batch, tf.int64)))
 
 
