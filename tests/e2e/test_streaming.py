@@ -1,5 +1,5 @@
 """A training split above the memory budget streams from disk: the Trainer's peak RSS stays put as the
-split grows tenfold, where the in-memory mode's grows with it. Each run is a process of its own."""
+split grows fivefold, where the in-memory mode's grows with it. Each run is a process of its own."""
 import json
 import os
 import subprocess
