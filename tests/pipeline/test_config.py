@@ -56,6 +56,7 @@ def test_json_round_trip_and_custom_config():
         ("transform.mode=log", "transform.mode must be one of divide, min_max, z_score"),
         ("transform.divisor=0", "transform.divisor must not be 0"),
         ("trainer.batch_size=0", "trainer.batch_size must be >= 1"),
+        ("trainer.memory_budget_mb=0", "trainer.memory_budget_mb must be >= 1"),
         ("trainer.learning_rate=0", "trainer.learning_rate must be > 0"),
         ("trainer.lr_schedule=linear", "trainer.lr_schedule must be one of constant, cosine; got 'linear'"),
         ("trainer.hidden_units=[]", "trainer.hidden_units must be a non-empty list"),
