@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Dict, List, NamedTuple, Protocol, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Protocol, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -34,8 +34,11 @@ class ClipStats(NamedTuple):
     post_global: tf.Tensor  # float32[]
     scale: tf.Tensor  # post_global / pre_global (1 when untouched)
     threshold: tf.Tensor  # the norm bound in force (inf where none applies)
-    skip: tf.Tensor  # bool[]: apply no update this step (a guard found the gradient non-finite)
-    stop: tf.Tensor  # bool[]: a guard has seen too many non-finite steps in a row; training ends
+    skip: tf.Tensor  # bool[]: apply no update this step (a guard found the gradient non-finite, or a spike)
+    stop: tf.Tensor  # bool[]: a guard has seen too many skipped steps in a row; training ends
+    # What a strategy or guard measured beyond the above, by name (ZClip's z-score and EMAs): scalars
+    # that telemetry writes under clip/<name> as they are.
+    extra: Mapping[str, tf.Tensor]
 
     @classmethod
     def of(cls, pre_norms, pre_global, post_norms, post_global, scale, threshold=None) -> "ClipStats":
@@ -43,11 +46,17 @@ class ClipStats(NamedTuple):
         made here, not at import: a TensorFlow op at import would start the runtime before a distribution
         strategy can configure it (components/trainer/distribute.py)."""
         threshold = tf.constant(math.inf) if threshold is None else threshold
-        return cls(pre_norms, pre_global, post_norms, post_global, scale, threshold, tf.constant(False), tf.constant(False))
+        return cls(pre_norms, pre_global, post_norms, post_global, scale, threshold, tf.constant(False),
+                   tf.constant(False), {})
 
 
 class ClipStrategy(Protocol):
-    def apply(self, grads: Sequence[tf.Tensor], params: Sequence[tf.Variable]) -> Tuple[Grads, ClipStats]: ...
+    """``loss``: the step's loss, for guards that judge it (``SkipOnSpike``); a strategy ignores it,
+    as optax's transforms ignore extra arguments they do not use."""
+
+    def apply(
+        self, grads: Sequence[tf.Tensor], params: Sequence[tf.Variable], loss: Optional[tf.Tensor] = None,
+    ) -> Tuple[Grads, ClipStats]: ...
 
 
 def measure(grads: Sequence[tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:
@@ -70,7 +79,7 @@ def _remeasured(grads, clipped) -> Tuple[Grads, ClipStats]:
 class NoClip:
     """Leaves gradients alone; still reports their norms."""
 
-    def apply(self, grads, params):
+    def apply(self, grads, params, loss=None):
         norms, global_norm = measure(grads)
         return list(grads), ClipStats.of(norms, global_norm, norms, global_norm, tf.ones([]))
 
@@ -82,7 +91,7 @@ class ClipByValue:
     lo: float
     hi: float
 
-    def apply(self, grads, params):
+    def apply(self, grads, params, loss=None):
         return _remeasured(grads, [tf.clip_by_value(g, self.lo, self.hi) for g in grads])
 
 
@@ -95,7 +104,7 @@ class ClipByNorm:
 
     threshold: float
 
-    def apply(self, grads, params):
+    def apply(self, grads, params, loss=None):
         pre_norms, pre_global = measure(grads)
         scales = self.threshold / tf.maximum(pre_norms, self.threshold)
         clipped = [g * scales[i] for i, g in enumerate(grads)]
@@ -106,8 +115,10 @@ class ClipByNorm:
 
 
 def _clip_global(grads, pre_norms, pre_global, threshold: tf.Tensor) -> Tuple[Grads, ClipStats]:
-    clipped, _ = tf.clip_by_global_norm(grads, threshold, use_norm=pre_global)
-    scale = threshold / tf.maximum(pre_global, threshold)  # the factor tf.clip_by_global_norm applied
+    """``tf.clip_by_global_norm``'s one factor, written out so that an infinite threshold (an adaptive
+    strategy that does not clip this step) means 1, where ``inf / inf`` would be NaN."""
+    scale = tf.where(pre_global > threshold, threshold / pre_global, 1.0)
+    clipped = [g * scale for g in grads]
     return clipped, ClipStats.of(pre_norms, pre_global, pre_norms * scale, pre_global * scale, scale, threshold)
 
 
@@ -117,7 +128,7 @@ class ClipByGlobalNorm:
 
     threshold: float
 
-    def apply(self, grads, params):
+    def apply(self, grads, params, loss=None):
         pre_norms, pre_global = measure(grads)
         return _clip_global(grads, pre_norms, pre_global, tf.constant(self.threshold))
 
@@ -145,7 +156,7 @@ class PercentileClip(tf.Module):
         rank = tf.cast(tf.math.ceil(self.percentile / 100.0 * tf.cast(n, tf.float32)), tf.int64) - 1
         return tf.cond(n > 0, lambda: ordered[tf.clip_by_value(rank, 0, n - 1)], lambda: tf.constant(math.inf))
 
-    def apply(self, grads, params):
+    def apply(self, grads, params, loss=None):
         pre_norms, pre_global = measure(grads)
         # Branch-free (the training step is traced without autograph): a
         # non-finite norm rewrites its slot with the value already there.
@@ -156,6 +167,77 @@ class PercentileClip(tf.Module):
         self.history.assign(tf.tensor_scatter_nd_update(self.history, [[slot]], [kept]))
         self.count.assign_add(tf.cast(finite, tf.int64))
         return _clip_global(grads, pre_norms, pre_global, self.threshold_now())
+
+
+class ZClip(tf.Module):
+    """ZClip (Kumar et al. 2025, "ZClip: Adaptive Spike Mitigation for LLM
+    Pre-Training", arXiv 2504.02507): a global-norm clip whose bound follows
+    EMAs of the norm's mean and variance, so no threshold is given.
+
+    After warm-up, a norm g with z = (g - mean) / (std + eps) above
+    ``z_threshold`` is clipped to ``mean + z_threshold**2 / z * std`` (the
+    paper's reciprocal rule: the larger the outlier, the tighter the bound).
+    The EMAs then take the norm *as applied*, never the outlier itself, so a
+    spike cannot raise the bar for the next one:
+    ``mean = a*mean + (1-a)*e``, ``var = a*var + (1-a)*(e - mean)**2``.
+
+    Warm-up (the paper's reference collects ``warmup_steps`` norms unclipped)
+    is where an explosion that starts at step 0 gets through. Here the
+    warm-up bound is the running minimum of the norms seen so far (AdaGC's
+    rule, arXiv 2502.11034, on the global norm), so warm-up norms can fall
+    freely but never grow; the first step, with nothing seen, is taken at
+    ``first_step_fraction`` of its own norm. The warm-up's mean and variance
+    are those of the norms as applied (Welford's running form), and seed the
+    EMAs. A tf.Module: checkpoints carry its state, so a resumed run clips
+    as an uninterrupted one would (the reference re-warms on every restart).
+    """
+
+    def __init__(self, alpha: float, z_threshold: float, warmup_steps: int, first_step_fraction: float,
+                 eps: float = 1e-6):
+        super().__init__(name="zclip")
+        self.alpha, self.z_threshold, self.warmup_steps = alpha, z_threshold, warmup_steps
+        self.first_step_fraction, self.eps = first_step_fraction, eps
+        self.count = tf.Variable(0, dtype=tf.int64, trainable=False, name="zclip_count")  # finite steps seen
+        self.mean = tf.Variable(0.0, trainable=False, name="zclip_mean")
+        self.var = tf.Variable(0.0, trainable=False, name="zclip_var")
+        self.floor = tf.Variable(math.inf, trainable=False, name="zclip_floor")  # warm-up: smallest norm so far
+
+    def bound(self, norm: tf.Tensor) -> tf.Tensor:
+        """The norm bound in force for a step of pre-clip norm ``norm`` (inf: no clip)."""
+        std = tf.sqrt(self.var)
+        z = (norm - self.mean) / (std + self.eps)
+        adaptive = self.mean + self.z_threshold**2 / tf.maximum(z, self.eps) * std
+        after = tf.where(z > self.z_threshold, adaptive, math.inf)
+        during = tf.where(self.count > 0, self.floor, self.first_step_fraction * norm)
+        return tf.where(self.count >= self.warmup_steps, after, during)
+
+    def z_score(self, norm: tf.Tensor) -> tf.Tensor:
+        """``norm``'s z against the statistics in force (0 during warm-up, where none exist yet)."""
+        z = (norm - self.mean) / (tf.sqrt(self.var) + self.eps)
+        return tf.where(self.count >= self.warmup_steps, z, 0.0)
+
+    def _updated(self, applied: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Mean, variance and floor after a step whose norm, as applied (clipped), is ``applied``:
+        Welford's running mean and variance during warm-up, then the paper's EMAs."""
+        n = tf.cast(self.count + 1, tf.float32)
+        warm_mean = self.mean + (applied - self.mean) / n
+        warm_var = self.var + ((applied - self.mean) * (applied - warm_mean) - self.var) / n
+        ema_mean = self.alpha * self.mean + (1.0 - self.alpha) * applied
+        ema_var = self.alpha * self.var + (1.0 - self.alpha) * tf.square(applied - ema_mean)
+        warming = self.count < self.warmup_steps
+        return (tf.where(warming, warm_mean, ema_mean), tf.where(warming, warm_var, ema_var),
+                tf.where(warming, tf.minimum(self.floor, applied), self.floor))
+
+    def apply(self, grads, params, loss=None):
+        pre_norms, pre_global = measure(grads)
+        z, mean, std = self.z_score(pre_global), self.mean.read_value(), tf.sqrt(self.var)
+        clipped, stats = _clip_global(grads, pre_norms, pre_global, self.bound(pre_global))
+        # Branch-free (the step is traced without autograph): a non-finite step leaves every statistic as it was.
+        finite = tf.math.is_finite(pre_global)
+        for variable, value in zip((self.mean, self.var, self.floor), self._updated(stats.post_global)):
+            variable.assign(tf.where(finite, value, variable))
+        self.count.assign_add(tf.cast(finite, tf.int64))
+        return clipped, stats._replace(extra={"zclip_z": z, "zclip_mean": mean, "zclip_std": std})
 
 
 def unitwise_norm(x: tf.Tensor) -> tf.Tensor:
@@ -180,7 +262,7 @@ class UnitwiseAdaptiveClip:
     ratio: float
     eps: float
 
-    def apply(self, grads, params):
+    def apply(self, grads, params, loss=None):
         clipped = []
         for g, w in zip(grads, params):
             g_norm = unitwise_norm(g)
@@ -192,7 +274,8 @@ class UnitwiseAdaptiveClip:
 class SkipNonFinite(tf.Module):
     """Wraps any strategy, as optax's ``apply_if_finite``: a step whose gradient norm is
     NaN/Inf says ``skip`` (the step applies no update), and after ``max_in_a_row`` such
-    steps in a row says ``stop``. A tf.Module: checkpoints carry the count."""
+    steps in a row says ``stop``. An inner guard's skip and stop stand. A tf.Module:
+    checkpoints carry the count."""
 
     def __init__(self, inner: ClipStrategy, max_in_a_row: int):
         super().__init__(name="skip_nonfinite")
@@ -200,11 +283,64 @@ class SkipNonFinite(tf.Module):
         self.max_in_a_row = max_in_a_row
         self.in_a_row = tf.Variable(0, dtype=tf.int64, trainable=False, name="nonfinite_in_a_row")
 
-    def apply(self, grads, params):
-        clipped, stats = self.inner.apply(grads, params)
+    def apply(self, grads, params, loss=None):
+        clipped, stats = self.inner.apply(grads, params, loss)
         finite = tf.math.is_finite(stats.pre_global)
         self.in_a_row.assign(tf.where(finite, tf.constant(0, tf.int64), self.in_a_row + 1))
-        return clipped, stats._replace(skip=tf.logical_not(finite), stop=self.in_a_row >= self.max_in_a_row)
+        return clipped, stats._replace(skip=tf.logical_or(stats.skip, tf.logical_not(finite)),
+                                       stop=tf.logical_or(stats.stop, self.in_a_row >= self.max_in_a_row))
+
+
+class SkipOnSpike(tf.Module):
+    """Wraps any strategy: a step whose loss or pre-clip global norm is more than
+    ``sigmas`` standard deviations above the mean of the last ``window`` applied
+    steps applies no update (OLMo-core's SkipStepOptimizer, defaults 6 and 128;
+    here one-sided, as only a rise is a spike). Silent until half a window is seen.
+
+    A skipped step enters neither window, so one spike cannot raise the bar for
+    the next (OLMo-core's windows keep them). ``max_in_a_row`` skips in a row
+    say ``stop``: a loss that stays up is a divergence, not a spike, and
+    ``trainer.on_divergence`` decides what follows. The loop leaves the optimizer
+    untouched on a skip (no update, no iteration, no slot moves). Decided in the
+    graph on the loss and norm every worker shares (summed across replicas).
+    """
+
+    def __init__(self, inner: ClipStrategy, sigmas: float, window: int, max_in_a_row: int):
+        super().__init__(name="skip_on_spike")
+        self.inner, self.sigmas, self.window, self.max_in_a_row = inner, sigmas, window, max_in_a_row
+        self.losses = tf.Variable(tf.zeros([window]), trainable=False, name="spike_losses")  # rings of applied steps
+        self.norms = tf.Variable(tf.zeros([window]), trainable=False, name="spike_norms")
+        self.count = tf.Variable(0, dtype=tf.int64, trainable=False, name="spike_count")  # steps accepted so far
+        self.in_a_row = tf.Variable(0, dtype=tf.int64, trainable=False, name="spikes_in_a_row")
+
+    def _z(self, ring: tf.Variable, value: tf.Tensor) -> tf.Tensor:
+        """``value``'s z-score against the ring's filled slots (sample std; 0 while the ring is under half full)."""
+        n = tf.minimum(self.count, self.window)
+        filled = tf.range(self.window, dtype=tf.int64) < n
+        size = tf.cast(n, tf.float32)
+        mean = tf.reduce_sum(tf.where(filled, ring, 0.0)) / tf.maximum(size, 1.0)
+        std = tf.sqrt(tf.reduce_sum(tf.where(filled, tf.square(ring - mean), 0.0)) / tf.maximum(size - 1.0, 1.0))
+        return tf.where(n >= max(self.window // 2, 2), tf.math.divide_no_nan(value - mean, std), 0.0)
+
+    def _push(self, ring: tf.Variable, value: tf.Tensor, accept: tf.Tensor) -> None:
+        # A whole-array assign: mirrored variables (under a distribution) have no scatter_nd_update.
+        slot = self.count % self.window
+        ring.assign(tf.tensor_scatter_nd_update(ring, [[slot]], [tf.where(accept, value, ring[slot])]))
+
+    def apply(self, grads, params, loss=None):
+        clipped, stats = self.inner.apply(grads, params, loss)
+        loss = tf.zeros([]) if loss is None else tf.cast(loss, tf.float32)
+        loss_z, norm_z = self._z(self.losses, loss), self._z(self.norms, stats.pre_global)
+        spike = tf.logical_or(loss_z > self.sigmas, norm_z > self.sigmas)
+        finite = tf.logical_and(tf.math.is_finite(loss), tf.math.is_finite(stats.pre_global))
+        accept = tf.logical_and(tf.logical_and(finite, tf.logical_not(spike)), tf.logical_not(stats.skip))
+        self._push(self.losses, loss, accept)
+        self._push(self.norms, stats.pre_global, accept)
+        self.count.assign_add(tf.cast(accept, tf.int64))
+        self.in_a_row.assign(tf.where(spike, self.in_a_row + 1, tf.where(accept, tf.constant(0, tf.int64), self.in_a_row)))
+        extra = {**stats.extra, "spike_loss_z": loss_z, "spike_norm_z": norm_z}
+        return clipped, stats._replace(skip=tf.logical_or(stats.skip, spike),
+                                       stop=tf.logical_or(stats.stop, self.in_a_row >= self.max_in_a_row), extra=extra)
 
 
 # Strategy name -> its constructor from the options (the names ClipOptions accepts: options.STRATEGY_SETTINGS).
@@ -215,9 +351,14 @@ STRATEGIES: Dict[str, Callable[[ClipOptions], ClipStrategy]] = {
     "global_norm": lambda o: ClipByGlobalNorm(o.threshold),
     "percentile": lambda o: PercentileClip(o.percentile, o.window),
     "agc": lambda o: UnitwiseAdaptiveClip(o.ratio, o.eps),
+    "zclip": lambda o: ZClip(o.alpha, o.z_threshold, o.warmup_steps, o.first_step_scale),
 }
 
 
 def make_strategy(options: ClipOptions) -> SkipNonFinite:
-    """The strategy the config names, inside the non-finite guard (create it outside any tf.function)."""
-    return SkipNonFinite(pick(STRATEGIES, options.strategy, "clip.strategy")(options), options.max_consecutive_nonfinite)
+    """The strategy the config names, inside the guards (create it outside any tf.function): the spike guard
+    where ``clip.skip_spikes`` asks for it, and always the non-finite guard outermost."""
+    strategy = pick(STRATEGIES, options.strategy, "clip.strategy")(options)
+    if options.skip_spikes:
+        strategy = SkipOnSpike(strategy, options.spike_sigmas, options.spike_window, options.max_consecutive_spikes)
+    return SkipNonFinite(strategy, options.max_consecutive_nonfinite)

@@ -19,7 +19,7 @@ from tensorboard.plugins.hparams import api_pb2 as hparams_api_pb2, metadata as 
 from tensorboard.plugins.hparams import summary_v2 as hp  # not .api: that imports TensorFlow into a CLI's start
 
 from components.trainer import tags
-from components.trainer.options import unread_clip_settings
+from components.trainer.options import ClipOptions, unread_clip_settings
 
 if TYPE_CHECKING:
     from components.trainer.report import GradientReport
@@ -32,8 +32,10 @@ NORMS_CHART = "global gradient norm: pre-clip, post-clip and the threshold"
 HPARAMS = (
     "clip.strategy", "clip.threshold", "clip.lo", "clip.hi", "clip.percentile", "clip.window", "clip.ratio", "clip.eps",
     "trainer.optimizer", "trainer.learning_rate", "trainer.lr_schedule", "trainer.loss", "trainer.init",
+    "clip.alpha", "clip.z_threshold", "clip.warmup_steps", "clip.first_step_scale", "clip.skip_spikes",
+    "trainer.optimizer", "trainer.learning_rate", "trainer.lr_schedule", "trainer.loss", "trainer.init",
     "trainer.hidden_units", "transform.mode", "transform.divisor", "trainer.batch_size", "trainer.epochs",
-    "trainer.seed",
+    "trainer.seed", "trainer.on_divergence",
 )
 # End-of-run metric (tag under tags.FINAL) -> column title, in the table's column order: what
 # decides between runs first.
@@ -44,6 +46,8 @@ METRICS = {
     "max_pre_clip_norm": "max pre-clip norm",
     "p99_pre_clip_norm": "p99 pre-clip norm",
     "nonfinite_steps": "non-finite steps",
+    "skipped_spikes": "spike steps skipped",
+    "rollbacks": "rollbacks",
     "final_loss": "final loss",
 }
 
@@ -57,17 +61,30 @@ def _chart(title: str, *chart_tags: str) -> layout_pb2.Chart:
     return layout_pb2.Chart(title=title, multiline=layout_pb2.MultilineChartContent(tag=map(_whole_tag, chart_tags)))
 
 
-def clipping_layout(variable_names: Sequence[str], recent_window: int) -> layout_pb2.Layout:
+def clipping_layout(variable_names: Sequence[str], recent_window: int, clip: ClipOptions) -> layout_pb2.Layout:
     """Clipping, then each variable's pre- and post-clip norms, then training curves.
 
     Every run writes the same titles, so TensorBoard merges the runs' layouts
-    into one set of charts with a line per run."""
+    into one set of charts with a line per run. What an adaptive strategy or
+    guard measures (ZClip's statistics, the spike guard's z-scores) has charts
+    in the runs that use it."""
     clipping = [
         _chart(NORMS_CHART, tags.PRE_CLIP, tags.POST_CLIP, tags.THRESHOLD),
         _chart(f"how often clipping fires: fraction of steps so far, and of the last {recent_window}",
                tags.CLIPPED_FRACTION, tags.CLIPPED_RECENT),
         _chart("clip scale factor (post-clip / pre-clip norm; 1 = untouched)", tags.SCALE),
     ]
+    if clip.strategy == "zclip":
+        clipping += [
+            _chart(f"ZClip: z-score of the pre-clip norm (clipped above {clip.z_threshold:g})", tags.STRATEGY + "zclip_z"),
+            _chart("ZClip: EMA mean and standard deviation of the norm", tags.STRATEGY + "zclip_mean",
+                   tags.STRATEGY + "zclip_std"),
+        ]
+    if clip.skip_spikes:
+        clipping.append(_chart(f"spike guard: z-scores of loss and pre-clip norm (skipped above {clip.spike_sigmas:g})",
+                               tags.STRATEGY + "spike_loss_z", tags.STRATEGY + "spike_norm_z"))
+    clipping.append(_chart("steps skipped so far (spikes, non-finite: no update) and rollbacks", tags.SKIPPED_SPIKES,
+                           tags.NONFINITE, tags.ROLLBACKS))
     per_variable = [
         _chart(f"{name}: gradient norm pre- and post-clip", tags.variable_norm(name, tags.PRE),
                tags.variable_norm(name, tags.POST))
@@ -77,7 +94,6 @@ def clipping_layout(variable_names: Sequence[str], recent_window: int) -> layout
         _chart("loss (train per step, eval per epoch)", tags.LOSS),
         _chart("eval accuracy", tags.ACCURACY),
         _chart("learning rate", tags.LEARNING_RATE),
-        _chart("non-finite steps so far (skipped: no update)", tags.NONFINITE),
     ]
     return layout_pb2.Layout(category=[
         layout_pb2.Category(title=CLIPPING, chart=clipping),
@@ -108,6 +124,8 @@ def final_metrics(report: GradientReport) -> Dict[str, float]:
         "max_pre_clip_norm": report.max_pre_clip_norm,
         "p99_pre_clip_norm": report.p99_pre_clip_norm,
         "nonfinite_steps": report.nonfinite_steps,
+        "skipped_spikes": report.skipped_spikes,
+        "rollbacks": len(report.rollbacks),
         "final_loss": report.final_loss,
     }
     return {tags.FINAL + name: float(v) for name, v in values.items() if math.isfinite(v)}

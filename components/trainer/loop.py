@@ -32,6 +32,7 @@ from components.trainer.report import GradientReport
 from components.trainer.telemetry import Telemetry
 
 if TYPE_CHECKING:
+    from components.trainer.checkpoint import History
     from components.trainer.data import Split
 
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
@@ -92,6 +93,7 @@ class TrainingLoop:
         self.step = counter("step")
         self.clipped_steps = counter("clipped_steps")
         self.nonfinite_steps = counter("nonfinite_steps")
+        self.skipped_spikes = counter("skipped_spikes")  # finite steps a spike guard skipped
         self.halted = tf.Variable(False, trainable=False, name="halted")  # the strategy said stop
         self.first_clipped_step = counter("first_clipped_step", -1)
         self.first_nonfinite_step = counter("first_nonfinite_step", -1)
@@ -107,8 +109,9 @@ class TrainingLoop:
         a bool tensor, or None where this trace never writes them."""
         learning_rate = self._learning_rate()  # before this step's update moves a schedule on
         loss, grads = self._gradients(x, y)
-        clipped, stats = self.strategy.apply(grads, self.variables)
+        clipped, stats = self.strategy.apply(grads, self.variables, loss)
         applied = tf.logical_not(stats.skip)
+        finite = tf.math.is_finite(stats.pre_global)
 
         def update() -> None:
             self.distribution.run(self._apply, args=(clipped,))
@@ -118,20 +121,22 @@ class TrainingLoop:
         tf.cond(applied, update, lambda: None)
         clipped_now = tf.logical_and(applied, stats.scale < 1.0)
         self.clipped_steps.assign_add(tf.cast(clipped_now, tf.int64))
-        self.nonfinite_steps.assign_add(tf.cast(stats.skip, tf.int64))
+        self.nonfinite_steps.assign_add(tf.cast(tf.logical_not(finite), tf.int64))
+        self.skipped_spikes.assign_add(tf.cast(tf.logical_and(stats.skip, finite), tf.int64))
         self.halted.assign(stats.stop)
         _record_first(self.first_clipped_step, clipped_now, self.step)
-        _record_first(self.first_nonfinite_step, stats.skip, self.step)
+        _record_first(self.first_nonfinite_step, tf.logical_not(finite), self.step)
         if self.telemetry is not None:
             # The slot of this step if applied: the applied steps before it. Branch-free: a
             # skipped step rewrites a slot with the value already there.
-            slot = (self.step - self.nonfinite_steps) % self.recent_clipped.shape[0]
+            slot = (self.step - self.skipped_steps()) % self.recent_clipped.shape[0]
             # A whole-array assign, not scatter_nd_update: mirrored variables (under a distribution) have no scatter.
             self.recent_clipped.assign(tf.tensor_scatter_nd_update(
                 self.recent_clipped, [[slot]], [tf.where(applied, tf.cast(clipped_now, tf.float32), self.recent_clipped[slot])]
             ))
             self.telemetry.record_step(
-                self.step, loss, learning_rate, stats, self.clipped_steps, self.nonfinite_steps, self.recent_clipped,
+                self.step, loss, learning_rate, stats, self.clipped_steps, self.nonfinite_steps, self.skipped_spikes,
+                self.recent_clipped,
             )
             if histograms is not None:
                 self.telemetry.record_histograms(
@@ -139,6 +144,10 @@ class TrainingLoop:
                 )
         self.step.assign_add(1)
         return loss, stats.pre_global
+
+    def skipped_steps(self) -> tf.Tensor:
+        """Steps that applied no update: non-finite ones and spikes."""
+        return self.nonfinite_steps + self.skipped_spikes
 
     def _replica_gradients(self, x: tf.Tensor, y: tf.Tensor):
         """In a replica: its share of the batch's mean loss, and that share's gradients."""
@@ -244,13 +253,11 @@ class TrainingLoop:
             block_start += num_batches
         return result
 
-    def gradient_report(
-        self, pre_clip_norms: np.ndarray, losses: np.ndarray, eval_accuracy: float, resumed_from_step: Optional[int],
-    ) -> GradientReport:
+    def gradient_report(self, history: History, eval_accuracy: float, resumed_from_step: Optional[int]) -> GradientReport:
         """The report on training so far: the host-side history of every step, and the counters this loop kept."""
         return GradientReport.build(
-            pre_clip_norms=pre_clip_norms,
-            losses=losses,
+            pre_clip_norms=history.norms,
+            losses=history.losses,
             clipped_steps=int(self.clipped_steps.numpy()),
             nonfinite_steps=int(self.nonfinite_steps.numpy()),
             first_clipped_step=int(self.first_clipped_step.numpy()),
@@ -261,6 +268,8 @@ class TrainingLoop:
             last_finite_norms=self.last_finite_norms.numpy(),
             eval_accuracy=eval_accuracy,
             resumed_from_step=resumed_from_step,
+            skipped_spikes=int(self.skipped_spikes.numpy()),
+            rollbacks=history.rollback_records(),
         )
 
     def checkpoint_objects(self) -> dict:
@@ -268,6 +277,7 @@ class TrainingLoop:
         objects = {
             "model": self.model, "optimizer": self.optimizer, "step": self.step,
             "clipped_steps": self.clipped_steps, "nonfinite_steps": self.nonfinite_steps,
+            "skipped_spikes": self.skipped_spikes,
             "halted": self.halted, "first_clipped_step": self.first_clipped_step,
             "first_nonfinite_step": self.first_nonfinite_step, "max_pre_clip_norms": self.max_pre_clip_norms,
             "last_finite_norms": self.last_finite_norms, "recent_clipped": self.recent_clipped,

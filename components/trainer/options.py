@@ -18,7 +18,10 @@ UPSTREAM_KEYS = ("transform",)
 STRATEGY_SETTINGS = {
     "none": (), "value": ("lo", "hi"), "norm": ("threshold",), "global_norm": ("threshold",),
     "percentile": ("percentile", "window"), "agc": ("ratio", "eps"),
+    "zclip": ("alpha", "z_threshold", "warmup_steps", "first_step_scale"),
 }
+# SkipOnSpike's settings, read (and validated) only where clip.skip_spikes is on.
+SPIKE_SETTINGS = ("spike_sigmas", "spike_window", "max_consecutive_spikes")
 
 
 def unread_clip_settings(strategy: str) -> set:
@@ -51,7 +54,19 @@ class ClipOptions:
     window: int = 1000  # percentile: how many recent steps that percentile covers
     ratio: float = 0.01  # agc: the largest gradient-to-weight norm ratio of a unit (the paper's lambda)
     eps: float = 1e-3  # agc: weight norms below this count as this (zero-initialised biases still move)
+    # zclip (ZClip, arXiv 2504.02507): the paper's defaults. A norm whose z-score against EMAs of the
+    # norm's mean and variance passes z_threshold is clipped; no threshold to choose.
+    alpha: float = 0.97  # zclip: EMA smoothing of the mean and variance
+    z_threshold: float = 2.5  # zclip: the z-score above which a norm is clipped
+    warmup_steps: int = 25  # zclip: steps that seed the statistics, each bounded by the smallest norm before it
+    first_step_scale: float = 0.01  # zclip: the first step, with nothing to judge it by, applies this fraction of its norm
     max_consecutive_nonfinite: int = 10  # stop after this many NaN/Inf steps in a row (each is skipped)
+    # SkipOnSpike (OLMo-core's defaults): skip a step whose loss or pre-clip norm is more than spike_sigmas
+    # standard deviations above the mean of the last spike_window applied steps; a run of them is a divergence.
+    skip_spikes: bool = False
+    spike_sigmas: float = 6.0
+    spike_window: int = 128
+    max_consecutive_spikes: int = 20  # then training stops (or rolls back: trainer.on_divergence)
     RENAMED: ClassVar[Dict[str, str]] = {"max_nonfinite_steps": "max_consecutive_nonfinite"}
 
     def __post_init__(self) -> None:
@@ -64,6 +79,10 @@ class ClipOptions:
             if not valid:
                 hint = f"; e.g. {example}" if example else ""
                 raise ConfigError(f"clip.{setting} must be {rule} (got {getattr(self, setting)}){hint}")
+        for setting in SPIKE_SETTINGS if self.skip_spikes else ():
+            valid, rule, example = _CLIP_CHECKS[setting](self)
+            if not valid:
+                raise ConfigError(f"clip.{setting} must be {rule} (got {getattr(self, setting)}); e.g. {example}")
         if self.max_consecutive_nonfinite < 1:
             raise ConfigError(f"clip.max_consecutive_nonfinite must be >= 1 (got {self.max_consecutive_nonfinite})")
 
@@ -77,6 +96,13 @@ _CLIP_CHECKS: Dict[str, Callable[[ClipOptions], Tuple[bool, str, str]]] = {
     "window": lambda o: (o.window >= 1, ">= 1", "1000"),
     "ratio": lambda o: (o.ratio > 0, "> 0", "0.01"),
     "eps": lambda o: (o.eps > 0, "> 0", "0.001"),
+    "alpha": lambda o: (0 < o.alpha < 1, "in (0, 1)", "0.97"),
+    "z_threshold": lambda o: (o.z_threshold > 0, "> 0", "2.5"),
+    "warmup_steps": lambda o: (o.warmup_steps >= 1, ">= 1", "25"),
+    "first_step_scale": lambda o: (0 < o.first_step_scale <= 1, "in (0, 1]", "0.01"),
+    "spike_sigmas": lambda o: (o.spike_sigmas > 0, "> 0", "6"),
+    "spike_window": lambda o: (o.spike_window >= 4, ">= 4 (half of it must hold two steps)", "128"),
+    "max_consecutive_spikes": lambda o: (o.max_consecutive_spikes >= 1, ">= 1", "20"),
 }
 
 
@@ -116,11 +142,25 @@ class TrainerOptions:
     # A split whose transformed records take more than this streams from local disk in buckets of
     # about a quarter of it (components/trainer/data.py); below it, the split is held in memory (faster).
     memory_budget_mb: int = 256
+    # When a guard says stop (clip.max_consecutive_nonfinite or clip.max_consecutive_spikes in a row):
+    # "stop" ends training there; "rollback" returns to the newest checkpoint at least rollback_steps_back
+    # steps before, skips the next rollback_skip_batches batches of data (PaLM, arXiv 2204.02311 section 5.1)
+    # and trains on, at most max_rollbacks times.
+    on_divergence: Literal["stop", "rollback"] = "stop"
+    rollback_steps_back: int = 100
+    rollback_skip_batches: int = 200
+    max_rollbacks: int = 3
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "epochs", "steps_per_call", "workers", "memory_budget_mb"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"trainer.{name} must be >= 1 (got {getattr(self, name)})")
+        for name in ("rollback_steps_back", "rollback_skip_batches", "max_rollbacks"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"trainer.{name} must be >= 0 (got {getattr(self, name)})")
+        if self.on_divergence == "rollback" and not self.checkpoint_every_n_steps:
+            raise ConfigError("trainer.on_divergence = \"rollback\" returns to a checkpoint: set "
+                              "trainer.checkpoint_every_n_steps > 0 (e.g. 100), or on_divergence = \"stop\"")
         if self.checkpoint_every_n_steps < 0:
             raise ConfigError(f"trainer.checkpoint_every_n_steps must be >= 0 (got {self.checkpoint_every_n_steps})")
         if self.learning_rate <= 0:

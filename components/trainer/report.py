@@ -39,6 +39,10 @@ class GradientReport:
     # For the quantiles p50, p90, p99 and max of this run's finite pre-clip global norms: the value, and
     # the fraction of finite steps whose norm exceeds it (what a global-norm clip there would have touched).
     threshold_advice: Dict[str, Dict[str, float]] = dataclasses.field(default_factory=dict)
+    skipped_spikes: int = 0  # finite steps a spike guard skipped (clip.skip_spikes)
+    # Each rollback on divergence (trainer.on_divergence = "rollback"): the step training diverged at, the
+    # step of the checkpoint it returned to, and the batches of data it skipped from there.
+    rollbacks: List[Dict[str, int]] = dataclasses.field(default_factory=list)
 
     @classmethod
     def build(
@@ -55,11 +59,13 @@ class GradientReport:
         last_finite_norms: np.ndarray,
         eval_accuracy: float,
         resumed_from_step: Optional[int] = None,
+        skipped_spikes: int = 0,
+        rollbacks: Sequence[Dict[str, int]] = (),
     ) -> "GradientReport":
         finite = pre_clip_norms[np.isfinite(pre_clip_norms)]
         finite_losses = losses[np.isfinite(losses)]
         largest = int(np.argmax(max_variable_norms))
-        finite_steps = max(len(pre_clip_norms) - nonfinite_steps, 1)
+        applied_steps = max(len(pre_clip_norms) - nonfinite_steps - skipped_spikes, 1)
         quantiles = {}
         if finite.size:
             p50, p90, p99 = (float(q) for q in np.percentile(finite, [50, 90, 99]))
@@ -74,7 +80,7 @@ class GradientReport:
                 name: {"threshold": value, "steps_touched": float(np.mean(finite > value))}
                 for name, value in quantiles.items()
             },
-            clipped_fraction=clipped_steps / finite_steps,
+            clipped_fraction=clipped_steps / applied_steps,
             nonfinite_steps=nonfinite_steps,
             first_clipped_step=first_clipped_step if first_clipped_step >= 0 else None,
             largest_norm_variable=variable_names[largest],
@@ -85,6 +91,8 @@ class GradientReport:
             final_loss=float(finite_losses[-1]) if finite_losses.size else float("nan"),
             eval_accuracy=eval_accuracy,
             resumed_from_step=resumed_from_step,
+            skipped_spikes=skipped_spikes,
+            rollbacks=[dict(r) for r in rollbacks],
         )
 
     def write(self, directory: str) -> str:
@@ -114,6 +122,11 @@ class GradientReport:
                 f"{advice['steps_touched']:.1%} of steps; "
                 + "; ".join(f"at {name} = {a['threshold']:.3g}, {a['steps_touched']:.1%}" for name, a in rest)
             )
+        if self.skipped_spikes:
+            out.append(f"skipped spike steps (no update): {self.skipped_spikes}")
+        for r in self.rollbacks:
+            out.append(f"rolled back: diverged at step {r['at_step']}, returned to the checkpoint at step {r['to_step']}"
+                       f" and skipped {r['skipped_batches']} batches")
         if self.resumed_from_step is not None:
             out.append(f"resumed from the checkpoint at step {self.resumed_from_step}")
         if self.diverged_at_step is not None:

@@ -6,9 +6,9 @@ exports the serving model.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
+import tempfile
 import time
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Optional
@@ -21,13 +21,14 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components.common.typed import flatten, from_dict, pick, to_dict
 from components.trainer import clipping, dashboards, data, distribute, export
-from components.trainer.checkpoint import Checkpointer, Restored, checkpoint_dir
+from components.trainer.checkpoint import Checkpointer, History, Restored, checkpoint_dir
 from components.trainer.loop import EpochResult, TrainingLoop, make_loss
 from components.trainer.model import MLP
 from components.trainer.options import (
     CHECKPOINT_ROOT_KEY, NAME_KEY, UPSTREAM_KEYS, ClipOptions, TelemetryOptions, TrainerOptions,
 )
 from components.trainer.report import GradientReport
+from components.trainer.rollback import Rollback, checkpoints_to_keep
 from components.trainer.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -59,27 +60,19 @@ def make_optimizer(options: TrainerOptions, total_steps: int):
     return pick(optimizers, options.optimizer, "trainer.optimizer")(learning_rate)
 
 
-def epoch_line(name: str, epoch: int, epochs: int, step: int, result, accuracy: float, clipped: int, seconds: float) -> str:
+def epoch_line(
+    name: str, epoch: int, epochs: int, step: int, result, accuracy: float, clipped: int, seconds: float, spikes: int = 0,
+) -> str:
     """What the terminal shows after each epoch: plain text, no control codes, so logs and CI read it too."""
     finite_losses, finite_norms = (a[np.isfinite(a)] for a in (result.losses, result.norms))
     steps = len(result.losses)
+    applied = max(finite_norms.size - spikes, 1)
     return (
         f"{name}: epoch {epoch + 1}/{epochs}: step {step}, loss {finite_losses.mean() if finite_losses.size else math.nan:.4f}, "
         f"eval accuracy {accuracy:.4f}, pre-clip norm median {np.median(finite_norms) if finite_norms.size else math.nan:.3g}, "
-        f"clipped {clipped / max(finite_norms.size, 1):.0%} of steps, {steps / max(seconds, 1e-9):.0f} steps/s"
+        f"clipped {clipped / applied:.0%} of steps" + (f", skipped {spikes} spike step(s)" if spikes else "")
+        + f", {steps / max(seconds, 1e-9):.0f} steps/s"
     )
-
-
-@dataclasses.dataclass(frozen=True)
-class History:
-    """Every step's loss and pre-clip global norm so far, on the host: the gradient report's input,
-    and what a checkpoint carries so a resumed run reports on the whole of training."""
-
-    losses: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
-    norms: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
-
-    def extended(self, result: EpochResult) -> "History":
-        return History(np.concatenate([self.losses, result.losses]), np.concatenate([self.norms, result.norms]))
 
 
 class SaveCheckpoints:
@@ -95,8 +88,7 @@ class SaveCheckpoints:
             step = int(self.loop.step.numpy())
             if self.checkpointer.due(self.last_step, step):
                 self.telemetry.flush()  # events up to the checkpoint are on disk before it is
-                history = before.extended(so_far)
-                self.checkpointer.save(step, epoch, next_batch, history.losses, history.norms, self.logdir)
+                self.checkpointer.save(step, epoch, next_batch, before.extended(so_far), self.logdir)
             self.last_step = step
 
         return after_call
@@ -117,7 +109,7 @@ def resume(
     log.warning("resuming from the checkpoint at step %d (%s)", restored.step, checkpointer.directory)
     print(f"{name}: resuming from the checkpoint at step {restored.step}", flush=True)
     telemetry.import_previous(restored.logdir, before_step=restored.step)
-    return restored, History(restored.losses, restored.norms)
+    return restored, restored.history
 
 
 def build_loop(
@@ -133,13 +125,15 @@ def build_loop(
 
 def train_epochs(
     loop: TrainingLoop, options: TrainerOptions, train_split, eval_split, name: str, restored: Optional[Restored],
-    history: History, saver: Optional[SaveCheckpoints],
+    history: History, saver: Optional[SaveCheckpoints], rollback: Optional[Rollback],
 ) -> tuple[History, dict]:
-    """The epochs left (all, or those after ``restored``), each evaluated and reported in a line."""
+    """The epochs left (all, or those after ``restored``), each evaluated and reported in a line. Where
+    the guards stop training, a ``rollback`` may move it back to a checkpoint and on from there."""
     metrics = {"accuracy": float("nan")}
-    for epoch in range(restored.epoch if restored else 0, options.epochs):
-        first = restored.batch if restored and epoch == restored.epoch else 0
-        clipped_before, started = int(loop.clipped_steps.numpy()), time.perf_counter()
+    epoch, first = (restored.epoch, restored.batch) if restored else (0, 0)
+    while epoch < options.epochs:
+        clipped_before, spikes_before = int(loop.clipped_steps.numpy()), int(loop.skipped_spikes.numpy())
+        started = time.perf_counter()
         after_call = saver.during(epoch, history) if saver else None
         result = loop.run_epoch(train_split, options.steps_per_call, options.seed + epoch, first, after_call)
         seconds = time.perf_counter() - started
@@ -147,11 +141,16 @@ def train_epochs(
         metrics = loop.evaluate(eval_split)
         loop.telemetry.record_eval(int(loop.step.numpy()), metrics)
         line = epoch_line(name, epoch, options.epochs, int(loop.step.numpy()), result, metrics["accuracy"],
-                          int(loop.clipped_steps.numpy()) - clipped_before, seconds)
+                          int(loop.clipped_steps.numpy()) - clipped_before, seconds,
+                          int(loop.skipped_spikes.numpy()) - spikes_before)
         log.info(line)
         print(line, flush=True)
+        epoch, first = epoch + 1, 0
         if result.stopped:
-            break
+            back = rollback.after_divergence(history, loop.telemetry.logdir) if rollback else None
+            if back is None:
+                break
+            epoch, first, history = back
     return history, metrics
 
 
@@ -172,6 +171,8 @@ def train(
     """
     distribution = distribution or tf.distribute.get_strategy()
     logdir = distribute.own_path(logdir)
+    if options.on_divergence == "rollback" and not checkpoints:  # rollback returns to checkpoints: keep some
+        checkpoints = tempfile.mkdtemp(prefix="clipflow-rollback-")
     if checkpoints and not distribute.is_chief():
         checkpoints = "-".join([checkpoints.rstrip("/"), *map(str, distribute.task())])  # beside the chief's
     with distribution.scope():  # the variables of the model, the optimizer and the loop, mirrored on each replica
@@ -180,19 +181,27 @@ def train(
         loop = build_loop(model, options, clip, telemetry, train_split.size, distribution)
     settings = flatten({**upstream_settings, "trainer": to_dict(options), "clip": to_dict(clip)})
     telemetry.record_start(
-        dashboards.clipping_layout(model.variable_names, telemetry_options.clip_rate_window),
+        dashboards.clipping_layout(model.variable_names, telemetry_options.clip_rate_window, clip),
         dashboards.hparam_values(settings),
     )
-    checkpointer = Checkpointer(checkpoints, loop.checkpoint_objects(), options.checkpoint_every_n_steps) if checkpoints else None
+    checkpointer = None
+    if checkpoints:
+        checkpointer = Checkpointer(checkpoints, loop.checkpoint_objects(), options.checkpoint_every_n_steps,
+                                    keep=checkpoints_to_keep(options))
     restored, history = resume(checkpointer, telemetry, name, distribution)
+    if restored is None:
+        telemetry.record_rollback(0, 0)  # none yet: the guards' chart has its line from the start
     saver = SaveCheckpoints(checkpointer, loop, telemetry, logdir) if checkpointer else None
+    rollback = None
+    if checkpointer and options.on_divergence == "rollback":
+        rollback = Rollback(options, checkpointer, loop, -(-train_split.size // options.batch_size), name)
     try:
-        history, metrics = train_epochs(loop, options, train_split, eval_split, name, restored, history, saver)
+        history, metrics = train_epochs(loop, options, train_split, eval_split, name, restored, history, saver, rollback)
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError) as err:
         if distribute.is_multi_worker():  # a peer is gone: its collective ops failed here
             raise distribute.lost_worker(err) from None
         raise
-    report = loop.gradient_report(history.norms, history.losses, metrics["accuracy"], restored.step if restored else None)
+    report = loop.gradient_report(history, metrics["accuracy"], restored.step if restored else None)
     telemetry.record_end(int(loop.step.numpy()), dashboards.final_metrics(report), loop.stopped)
     telemetry.flush()
     if checkpointer:

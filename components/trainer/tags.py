@@ -26,6 +26,9 @@ CLIPPED = "clip/clipped"  # 1 if this step was clipped
 CLIPPED_FRACTION = "clip/clipped_fraction"  # of the finite steps so far
 CLIPPED_RECENT = "clip/clipped_fraction_recent"  # of the last telemetry.clip_rate_window finite steps
 NONFINITE = "nonfinite/steps"  # count so far
+SKIPPED_SPIKES = "skip/spikes"  # steps a spike guard (clip.skip_spikes) skipped, so far
+ROLLBACKS = "rollback/count"  # rollbacks on divergence so far (trainer.on_divergence = "rollback")
+STRATEGY = "clip/"  # prefix of what a strategy or guard measures beyond the norms (ClipStats.extra): clip/zclip_z
 FINAL = "final/"  # prefix of the end-of-run values (HParams metrics)
 # Plugins of the records that describe a run rather than measure a step (the Clipping layout, HParams).
 RUN_RECORD_PLUGINS = ("custom_scalars", "hparams")

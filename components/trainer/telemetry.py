@@ -99,17 +99,20 @@ class Telemetry:
         stats: ClipStats,
         clipped_steps: tf.Tensor,
         nonfinite_steps: tf.Tensor,
+        skipped_spikes: tf.Tensor,
         recent_clipped: tf.Tensor,
     ) -> None:
         """Per-step scalars (call inside the training tf.function). The clipped
         fractions count applied steps only (skipped ones were not clipped):
         so far, and over ``recent_clipped``, the clipped flags (1/0) of the last
-        applied steps, a ring the loop keeps of ``clip_rate_window`` slots."""
+        applied steps, a ring the loop keeps of ``clip_rate_window`` slots. A step
+        a spike guard skipped is drawn (its norm and loss are what a user looks
+        for); a non-finite one is only counted."""
         if not self.options.scalars:
             return
-        finite_steps = tf.maximum(step + 1 - nonfinite_steps, 1)
-        clipped_fraction = tf.cast(clipped_steps, tf.float32) / tf.cast(finite_steps, tf.float32)
-        window = tf.minimum(finite_steps, tf.size(recent_clipped, out_type=tf.int64))
+        applied_steps = tf.maximum(step + 1 - nonfinite_steps - skipped_spikes, 1)
+        clipped_fraction = tf.cast(clipped_steps, tf.float32) / tf.cast(applied_steps, tf.float32)
+        window = tf.minimum(applied_steps, tf.size(recent_clipped, out_type=tf.int64))
         recent_fraction = tf.reduce_sum(recent_clipped) / tf.cast(window, tf.float32)
 
         def finite_step_scalars() -> None:
@@ -121,15 +124,19 @@ class Telemetry:
             write_scalar(tags.CLIPPED_FRACTION, clipped_fraction, step)
             write_scalar(tags.CLIPPED_RECENT, recent_fraction, step)
             self._write_threshold(stats.threshold, step)
+            for name, value in stats.extra.items():
+                write_scalar(tags.STRATEGY + name, value, step)
             for i, name in enumerate(self.names):
                 write_scalar(tags.variable_norm(name, tags.PRE), stats.pre_norms[i], step)
                 write_scalar(tags.variable_norm(name, tags.POST), stats.post_norms[i], step)
 
         with self.writer.as_default():
             write_scalar(tags.NONFINITE, nonfinite_steps, step)
+            write_scalar(tags.SKIPPED_SPIKES, skipped_spikes, step)
             write_scalar(tags.LEARNING_RATE, learning_rate, step)
+            finite = tf.logical_and(tf.math.is_finite(stats.pre_global), tf.math.is_finite(loss))
             # One branch for all of them: a cond per summary costs more than the writes.
-            tf.cond(tf.logical_not(stats.skip), finite_step_scalars, _nothing)
+            tf.cond(finite, finite_step_scalars, _nothing)
 
     @staticmethod
     def _write_threshold(threshold: tf.Tensor, step: tf.Tensor) -> None:
@@ -176,6 +183,12 @@ class Telemetry:
         with self.eval_writer.as_default():
             for name, value in metrics.items():
                 write_scalar(name, value, step)
+
+    def record_rollback(self, step: int, count: int) -> None:
+        """A rollback on divergence (components/trainer/rollback.py), from the host: the count so far."""
+        with self.writer.as_default():
+            write_scalar(tags.ROLLBACKS, count, step)
+        self.writer.flush()
 
     def record_end(self, step: int, final: Mapping[str, float], diverged: bool) -> None:
         """End-of-run values (``final/*``), what the HParams table shows for this run, and its

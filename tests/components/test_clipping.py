@@ -1,4 +1,5 @@
 import math
+import re
 
 import numpy as np
 import pytest
@@ -156,13 +157,13 @@ def test_agc_leaves_units_under_the_ratio_alone_and_bounds_the_others():
     assert float(stats.scale) < 1.0  # some unit was clipped: the step counts as clipped
 
 
-ALL = ["none", "value", "norm", "global_norm", "percentile", "agc"]
+ALL = ["none", "value", "norm", "global_norm", "percentile", "agc", "zclip"]
 
 
 @pytest.mark.parametrize(
     "name,kind", [("none", clipping.NoClip), ("value", clipping.ClipByValue), ("norm", clipping.ClipByNorm),
                   ("global_norm", clipping.ClipByGlobalNorm), ("percentile", clipping.PercentileClip),
-                  ("agc", clipping.UnitwiseAdaptiveClip)]
+                  ("agc", clipping.UnitwiseAdaptiveClip), ("zclip", clipping.ZClip)]
 )
 def test_make_strategy_wraps_the_named_strategy_in_the_non_finite_guard(name, kind):
     strategy = clipping.make_strategy(ClipOptions(strategy=name, max_consecutive_nonfinite=4))
@@ -176,7 +177,9 @@ def test_strategies_trace_without_autograph_as_the_training_step_does(name):
     options = ClipOptions(strategy=name, threshold=4.0)
     eager_clipped, eager_stats = clipping.make_strategy(options).apply(GRADS, PARAMS)
     clipped, stats = tf.function(clipping.make_strategy(options).apply, autograph=False)(GRADS, PARAMS)
-    for got, want in zip([*clipped, *stats], [*eager_clipped, *eager_stats]):
+    flat, eager_flat = tf.nest.flatten([clipped, stats]), tf.nest.flatten([eager_clipped, eager_stats])
+    assert len(flat) == len(eager_flat)
+    for got, want in zip(flat, eager_flat):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
 
 
@@ -200,3 +203,154 @@ def test_an_unknown_strategy_name_is_an_error_not_a_default():
     object.__setattr__(options, "strategy", "sometimes")  # past the config's own check: the factory checks again
     with pytest.raises(ConfigError, match="unknown clip.strategy 'sometimes'; known: none, value, norm"):
         clipping.make_strategy(options)
+
+
+def zclip_numpy(norms, alpha, z_threshold, warmup, first_scale, eps=1e-6):
+    """ZClip, transcribed from the paper (arXiv 2504.02507, Algorithm 1, reciprocal rule) with a buffer and
+    plain floats, plus clipflow's warm-up: each warm-up step bounded by the smallest norm applied before it
+    (the first by ``first_scale`` of its own norm); the statistics start as the mean and population variance
+    of the warm-up's norms as applied, as the EMAs take them after it. Returns, per step, the bound (inf:
+    none) and the z, mean and standard deviation in force (None for a skipped, non-finite step)."""
+    warm = []  # the warm-up's norms as applied
+    mean = var = 0.0
+    rows = []
+    for g in norms:
+        if not math.isfinite(g):
+            rows.append(None)  # a skipped step: nothing changes
+            continue
+        if len(warm) < warmup:
+            bound = min(warm) if warm else first_scale * g
+            rows.append((bound, 0.0, mean, math.sqrt(var)))
+            warm.append(min(g, bound))
+            mean, var = float(np.mean(warm)), float(np.var(warm))
+            continue
+        std = math.sqrt(var)
+        z = (g - mean) / (std + eps)
+        bound = mean + z_threshold**2 / z * std if z > z_threshold else math.inf
+        applied = min(g, bound)
+        rows.append((bound, z, mean, std))
+        mean = alpha * mean + (1 - alpha) * applied
+        var = alpha * var + (1 - alpha) * (applied - mean) ** 2
+    return rows
+
+
+# Norms with a warm-up that explodes from its first step, a calm stretch, spikes, a NaN and a fall below the mean.
+ZCLIP_NORMS = [50.0, 400.0, 3000.0, 2.0, 1.5, 1.2, 1.1, 1.0, 1.3, 0.9, 1.0, 1.2, 40.0, 1.1, math.nan, 0.95, 1.05,
+               500.0, 1.0, 0.2, 1.1, 1.0, 3.0, 1.0, 0.99]
+
+
+@pytest.mark.parametrize("alpha,z_threshold,warmup,first_scale", [(0.97, 2.5, 5, 0.01), (0.97, 2.5, 5, 0.1),
+                                                                   (0.8, 1.5, 3, 1.0), (0.9, 2.0, 1, 0.1)])
+def test_zclip_bound_step_by_step_matches_the_papers_formula(alpha, z_threshold, warmup, first_scale):
+    strategy = clipping.ZClip(alpha, z_threshold, warmup, first_scale)
+    apply = tf.function(strategy.apply, autograph=False)  # traced as the training step traces it
+    unit = [g / GLOBAL for g in GRADS]  # global norm 1: the gradients scaled to each norm
+    expected = zclip_numpy(ZCLIP_NORMS, alpha, z_threshold, warmup, first_scale)
+    clipped_any = 0
+    for step, (norm, want) in enumerate(zip(ZCLIP_NORMS, expected)):
+        clipped, stats = apply([u * norm for u in unit], PARAMS)
+        if want is None:
+            assert not math.isfinite(float(stats.pre_global))
+            continue
+        bound, z, mean, std = want
+        got = float(stats.threshold)
+        assert (got == pytest.approx(bound, rel=1e-5)) if math.isfinite(bound) else math.isinf(got), (step, got, bound)
+        assert float(stats.post_global) == pytest.approx(min(norm, bound), rel=1e-5), step
+        assert float(tf.linalg.global_norm(clipped)) == pytest.approx(min(norm, bound), rel=1e-5), step
+        if step >= warmup:  # the statistics in force (reported for telemetry)
+            assert float(stats.extra["zclip_mean"]) == pytest.approx(mean, rel=1e-5), step
+            assert float(stats.extra["zclip_std"]) == pytest.approx(std, rel=1e-3, abs=1e-5), step
+            if std > 1e-3 * mean:
+                assert float(stats.extra["zclip_z"]) == pytest.approx(z, rel=1e-3, abs=1e-3), step
+            else:  # warm-up norms all held at one bound: z is huge, and only its side of the threshold matters
+                assert (float(stats.extra["zclip_z"]) > z_threshold) == (z > z_threshold), step
+        clipped_any += norm > bound
+    assert 3 <= clipped_any < sum(map(math.isfinite, ZCLIP_NORMS))  # the sequence exercises both sides of the bound
+
+
+def test_zclip_holds_an_explosion_from_its_first_step():
+    """Norms that grow tenfold each step from step 0: no threshold given, every step is bounded by the first's
+    scaled norm (where percentile, which counts the step's own norm, lets each through)."""
+    strategy = clipping.ZClip(0.97, 2.5, 25, 0.01)
+    unit = [g / GLOBAL for g in GRADS]
+    for step in range(8):
+        _, stats = strategy.apply([u * 10.0**step for u in unit], PARAMS)
+        assert float(stats.post_global) == pytest.approx(0.01, rel=1e-5)
+    percentile = clipping.PercentileClip(percentile=90.0, window=100)
+    _, stats = percentile.apply([u * 10.0**7 for u in unit], PARAMS)
+    assert float(stats.post_global) == pytest.approx(1e7, rel=1e-5)
+
+
+def _z_numpy(window, value):
+    """z-score against a window, its sample standard deviation (ddof=1), as OLMo-core's torch.std_mean."""
+    return (value - np.mean(window)) / np.std(window, ddof=1)
+
+
+def test_skip_on_spike_skips_a_spike_and_keeps_it_out_of_its_window():
+    guard = clipping.SkipOnSpike(clipping.NoClip(), sigmas=3.0, window=6, max_in_a_row=3)
+    apply = tf.function(guard.apply, autograph=False)
+    unit = [g / GLOBAL for g in GRADS]
+    calm = list(zip([1.0, 1.1, 0.9, 1.05, 0.95, 1.0, 1.1, 0.9], [2.0, 2.1, 1.9, 2.0, 2.05, 1.95, 2.0, 2.1]))  # (norm, loss)
+    applied = []
+    for step, (norm, loss) in enumerate(calm):
+        _, stats = apply([u * norm for u in unit], PARAMS, tf.constant(loss))
+        assert not bool(stats.skip), step
+        if step < 3:  # under half a window seen: silent
+            assert float(stats.extra["spike_norm_z"]) == 0.0
+        else:
+            window = [n for n, _ in applied[-6:]]
+            assert float(stats.extra["spike_norm_z"]) == pytest.approx(_z_numpy(window, norm), rel=1e-4, abs=1e-4)
+            assert float(stats.extra["spike_loss_z"]) == pytest.approx(
+                _z_numpy([lo for _, lo in applied[-6:]], loss), rel=1e-4, abs=1e-4)
+        applied.append((norm, loss))
+    rings = guard.norms.numpy().copy(), guard.losses.numpy().copy()
+    for norm, loss in [(30.0, 2.0), (1.0, 50.0)]:  # a norm spike, then a loss spike: each skipped
+        _, stats = apply([u * norm for u in unit], PARAMS, tf.constant(loss))
+        assert bool(stats.skip) and not bool(stats.stop)
+    np.testing.assert_array_equal(guard.norms.numpy(), rings[0])  # neither entered the windows
+    np.testing.assert_array_equal(guard.losses.numpy(), rings[1])
+    _, stats = apply([u * 0.01 for u in unit], PARAMS, tf.constant(0.01))  # far below: one-sided, applied
+    assert not bool(stats.skip) and int(guard.in_a_row.numpy()) == 0
+    verdicts = [bool(apply([u * 100.0 for u in unit], PARAMS, tf.constant(2.0))[1].stop) for _ in range(3)]
+    assert verdicts == [False, False, True]  # three spikes in a row: a divergence, not a spike
+
+
+def test_the_guards_compose_around_any_strategy_and_keep_each_others_verdicts():
+    options = ClipOptions(strategy="zclip", skip_spikes=True, spike_window=4, spike_sigmas=3.0,
+                          max_consecutive_spikes=5, max_consecutive_nonfinite=2)
+    guard = clipping.make_strategy(options)
+    assert isinstance(guard, clipping.SkipNonFinite) and isinstance(guard.inner, clipping.SkipOnSpike)
+    assert isinstance(guard.inner.inner, clipping.ZClip)
+    apply = tf.function(guard.apply, autograph=False)
+    for norm in (1.0, 1.1, 0.9, 1.0, 1.05):
+        assert not bool(apply([g / GLOBAL * norm for g in GRADS], PARAMS, tf.constant(1.0))[1].skip)
+    _, stats = apply([g / GLOBAL * 1e4 for g in GRADS], PARAMS, tf.constant(1.0))
+    assert bool(stats.skip) and {"zclip_z", "spike_norm_z"} <= set(stats.extra)  # the inner guard's skip stands
+    poisoned = [tf.constant([math.nan, 1.0])] + GRADS[1:]
+    verdicts = [(bool(s.skip), bool(s.stop)) for s in (apply(poisoned, PARAMS, tf.constant(1.0))[1] for _ in range(2))]
+    assert verdicts == [(True, False), (True, True)]
+
+
+@pytest.mark.parametrize("setting,value,message", [
+    ("alpha", 1.0, "clip.alpha must be in (0, 1) (got 1.0); e.g. 0.97"),
+    ("alpha", 0.0, "clip.alpha must be in (0, 1)"),
+    ("z_threshold", 0.0, "clip.z_threshold must be > 0"),
+    ("warmup_steps", 0, "clip.warmup_steps must be >= 1 (got 0); e.g. 25"),
+    ("first_step_scale", 0.0, "clip.first_step_scale must be in (0, 1]"),
+])
+def test_a_bad_zclip_setting_is_one_line(setting, value, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        ClipOptions(strategy="zclip", **{setting: value})
+    ClipOptions(strategy="global_norm", **{setting: value})  # only the active strategy's settings are read
+
+
+@pytest.mark.parametrize("setting,value,message", [
+    ("spike_sigmas", 0.0, "clip.spike_sigmas must be > 0 (got 0.0); e.g. 6"),
+    ("spike_sigmas", -1.0, "clip.spike_sigmas must be > 0"),
+    ("spike_window", 0, "clip.spike_window must be >= 4"),
+    ("max_consecutive_spikes", 0, "clip.max_consecutive_spikes must be >= 1"),
+])
+def test_a_bad_spike_setting_is_one_line(setting, value, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        ClipOptions(skip_spikes=True, **{setting: value})
+    ClipOptions(skip_spikes=False, **{setting: value})

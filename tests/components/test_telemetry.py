@@ -135,6 +135,7 @@ def test_end_of_run_values_and_settings_for_the_hparams_table(run):
         "final/eval_accuracy": report.eval_accuracy, "final/final_loss": report.final_loss,
         "final/max_pre_clip_norm": report.max_pre_clip_norm, "final/p99_pre_clip_norm": report.p99_pre_clip_norm,
         "final/clipped_fraction": report.clipped_fraction, "final/nonfinite_steps": 0.0, "final/diverged": 0.0,
+        "final/skipped_spikes": 0.0, "final/rollbacks": 0.0,
     }, rel=1e-6)
 
 

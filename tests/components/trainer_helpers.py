@@ -1,6 +1,7 @@
 """Tiny synthetic training runs for trainer tests, and the Trainer's inputs written as the pipeline writes them."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 
@@ -70,3 +71,29 @@ def write_records(path: str, records) -> None:
     with tf.io.TFRecordWriter(path, options="GZIP") as writer:
         for record in records:
             writer.write(record)
+
+
+@dataclasses.dataclass(frozen=True)
+class SpikedSplit:
+    """A split whose batch ``batch`` in the epoch seeded ``seed`` is scaled by ``factor``: a bad batch at
+    a chosen data position, the injected spike of the spike-guard and rollback tests (and their bench).
+    Only tests use it; the Trainer has no hook for it. ``inner``: a split of one block per epoch."""
+
+    inner: InMemorySplit
+    seed: int  # the epoch's seed: trainer.seed + epoch
+    batch: int
+    factor: float = 1e4
+
+    @property
+    def size(self) -> int:
+        return self.inner.size
+
+    def epoch(self, seed: int, batch_size: int):
+        for images, labels in self.inner.epoch(seed, batch_size):
+            if seed == self.seed:
+                rows = tf.range(tf.shape(images)[0]) // batch_size == self.batch
+                images = tf.where(rows[:, None], images * self.factor, images)
+            yield images, labels
+
+    def blocks(self):
+        return self.inner.blocks()

@@ -125,7 +125,7 @@ def test_hparams_table_lists_both_runs_with_settings_and_results(board):
     assert "clip.lo" not in columns and "clip.percentile" not in columns  # no run's strategy reads them
     assert [m["name"]["tag"] for m in experiment["metricInfos"]] == [
         "final/eval_accuracy", "final/diverged", "final/clipped_fraction", "final/max_pre_clip_norm",
-        "final/p99_pre_clip_norm", "final/nonfinite_steps", "final/final_loss"]
+        "final/p99_pre_clip_norm", "final/nonfinite_steps", "final/skipped_spikes", "final/rollbacks", "final/final_loss"]
     sessions = board.sessions()
     assert set(sessions) == {f"{CLIPPED}/train", f"{UNCLIPPED}/train"}
     for name, (run, report) in runs.items():
