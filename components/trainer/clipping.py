@@ -33,7 +33,7 @@ class ClipStats(NamedTuple):
     post_norms: tf.Tensor  # float32[V]
     post_global: tf.Tensor  # float32[]
     scale: tf.Tensor  # post_global / pre_global (1 when untouched)
-    threshold: tf.Tensor  # the norm bound in force (inf where none applies)
+    threshold: tf.Tensor  # the norm bound in force (inf where none applies; a norm above it is clipped)
     skip: tf.Tensor  # bool[]: apply no update this step (a guard found the gradient non-finite, or a spike)
     stop: tf.Tensor  # bool[]: a guard has seen too many skipped steps in a row; training ends
     # What a strategy or guard measured beyond the above, by name (ZClip's z-score and EMAs): scalars
@@ -203,11 +203,13 @@ class ZClip(tf.Module):
         self.floor = tf.Variable(math.inf, trainable=False, name="zclip_floor")  # warm-up: smallest norm so far
 
     def bound(self, norm: tf.Tensor) -> tf.Tensor:
-        """The norm bound in force for a step of pre-clip norm ``norm`` (inf: no clip)."""
+        """The bound in force for a step of pre-clip norm ``norm``: after warm-up, the norm above which a step
+        is clipped (``mean + z_threshold * (std + eps)``, where z passes the threshold), or, for a step
+        above it, the bound it is clipped to; so the dashboard's threshold line is continuous."""
         std = tf.sqrt(self.var)
         z = (norm - self.mean) / (std + self.eps)
         adaptive = self.mean + self.z_threshold**2 / tf.maximum(z, self.eps) * std
-        after = tf.where(z > self.z_threshold, adaptive, math.inf)
+        after = tf.where(z > self.z_threshold, adaptive, self.mean + self.z_threshold * (std + self.eps))
         during = tf.where(self.count > 0, self.floor, self.first_step_fraction * norm)
         return tf.where(self.count >= self.warmup_steps, after, during)
 

@@ -60,7 +60,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     sweep.add_argument("--recipe", choices=sorted(RECIPES), default="default",
                        help="default: the default model; explode: the tutorial's recipe (inputs/50, SGD 0.1, MSE)")
     sweep.add_argument("--strategies", default="none,global_norm", help="comma-separated clip strategies "
-                       "(none, value, norm, global_norm, percentile, agc; default none,global_norm)")
+                       "(none, value, norm, global_norm, percentile, agc, zclip; default none,global_norm)")
     sweep.add_argument("--thresholds", help="comma-separated clip thresholds for norm and global_norm "
                        "(default: 0.25,0.5,1,2; explode recipe: 1,5,15,50)")
     sweep.add_argument("--learning-rates", default="", help="comma-separated learning rates to cross with the rest")

@@ -17,10 +17,10 @@ from tests.components.trainer_helpers import spilled, synthetic_split
 SPLITS = (synthetic_split(), synthetic_split(1))
 
 
-def _train(logdir, epochs, checkpoints=None, strategy="percentile", splits=SPLITS):
+def _train(logdir, epochs, checkpoints=None, strategy="percentile", splits=SPLITS, clip=None, every=5):
     options = TrainerOptions(hidden_units=(16,), optimizer="adam", learning_rate=0.01, epochs=epochs, batch_size=16,
-                             steps_per_call=3, checkpoint_every_n_steps=5, seed=1)
-    return train(*splits, str(logdir), options, ClipOptions(strategy=strategy, window=8),
+                             steps_per_call=3, checkpoint_every_n_steps=every, seed=1)
+    return train(*splits, str(logdir), options, clip or ClipOptions(strategy=strategy, window=8),
                  TelemetryOptions(histogram_every_n_steps=4), checkpoints=checkpoints)
 
 
@@ -28,7 +28,7 @@ class Interrupted(Exception):
     pass
 
 
-def _interrupted(logdir, checkpoints, monkeypatch, strategy="percentile", saves=1, splits=SPLITS):
+def _interrupted(logdir, checkpoints, monkeypatch, strategy="percentile", saves=1, splits=SPLITS, **settings):
     """A run killed right after its ``saves``-th checkpoint: the first is at the first call
     boundary past step 5, step 7 (calls end at histogram steps and epoch ends too)."""
     save = checkpoint.Checkpointer.save
@@ -42,7 +42,7 @@ def _interrupted(logdir, checkpoints, monkeypatch, strategy="percentile", saves=
 
     monkeypatch.setattr(checkpoint.Checkpointer, "save", save_then_stop)
     with pytest.raises(Interrupted):
-        _train(logdir, epochs=3, checkpoints=checkpoints, strategy=strategy, splits=splits)
+        _train(logdir, epochs=3, checkpoints=checkpoints, strategy=strategy, splits=splits, **settings)
     monkeypatch.undo()
 
 
@@ -138,3 +138,24 @@ def test_key_follows_settings_and_inputs():
     assert a == checkpoint.checkpoint_dir("/r", {"trainer": {"epochs": 3}}, ["/y", "/x"])
     assert a != checkpoint.checkpoint_dir("/r", {"trainer": {"epochs": 4}}, ["/x", "/y"])
     assert a != checkpoint.checkpoint_dir("/r", {"trainer": {"epochs": 3}}, ["/x", "/z"])
+
+
+# ZClip past its warm-up of 4 steps, inside the spike guard (half a window of 4: active from the third step).
+SPIKE_AWARE = ClipOptions(strategy="zclip", warmup_steps=4, first_step_scale=1.0, skip_spikes=True, spike_window=4,
+                          spike_sigmas=1.0)
+
+
+@pytest.mark.parametrize("saves", [1, 2, 3, 4])
+def test_zclip_and_the_spike_guard_resume_to_the_uninterrupted_weights(tmp_path, monkeypatch, saves):
+    """Their EMAs, windows and counters are in the checkpoint: killed at any of its saves (each a few steps
+    apart, from inside the warm-up on), a resumed run clips and skips as the uninterrupted run did."""
+    reference, reference_report = _train(tmp_path / "reference", epochs=3, clip=SPIKE_AWARE, every=2)
+    assert 0 < reference_report.clipped_fraction < 1 and reference_report.skipped_spikes > 0  # both act in this run
+    checkpoints = str(tmp_path / "ckpt")
+    _interrupted(tmp_path / "interrupted", checkpoints, monkeypatch, saves=saves, clip=SPIKE_AWARE, every=2)
+    resumed, report = _train(tmp_path / "resumed", epochs=3, checkpoints=checkpoints, clip=SPIKE_AWARE, every=2)
+    assert report.resumed_from_step is not None
+    assert (report.clipped_fraction, report.skipped_spikes) == (reference_report.clipped_fraction,
+                                                                 reference_report.skipped_spikes)
+    for got, want in zip(resumed.variables_in_order, reference.variables_in_order):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=0, atol=1e-6)

@@ -2,18 +2,21 @@
 slice of real MNIST with the Trainer's own ``train``, under the strategy ``TF_CONFIG`` asks for (none
 when unset), and saves its final weights as ``<out>/weights-<task>.npz``.
 
-Usage: python -m tests.e2e.distributed_worker DATA_DIR OUT_DIR {after|before|resumable|streamed}
+Usage: python -m tests.e2e.distributed_worker DATA_DIR OUT_DIR {after|before|resumable|streamed|spike}
 ``before``: each worker clips its own share of the batch before the shares are summed, the mistake
 the Trainer avoids; the test checks that it gives another model (so the test can fail).
 ``resumable``: 30 epochs (240 steps), a checkpoint every 8 steps under ``OUT_DIR/checkpoints``.
 ``streamed``: 3 epochs, the training split spilled into 5 buckets (blocks of several lengths), as the
 Trainer streams a split above its memory budget; each process spills its own copy.
+``spike``: the spike guard on, global batch 6 scaled by 1e4; each process also writes its gradient report
+as ``<out>/report-<task>.json`` (every worker takes the skip decision; only the chief keeps the report).
 """
 from components.trainer import distribute
 
 DISTRIBUTION = distribute.strategy_from_environment()  # first: before any TensorFlow op
 
 import dataclasses  # noqa: E402
+import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -26,7 +29,7 @@ from components.trainer.data import InMemorySplit  # noqa: E402
 from components.trainer.loop import TrainingLoop  # noqa: E402
 from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions  # noqa: E402
 from components.trainer.run_fn import train  # noqa: E402
-from tests.components.trainer_helpers import spilled  # noqa: E402
+from tests.components.trainer_helpers import SpikedSplit, spilled  # noqa: E402
 
 TRAIN, EVAL = 1024, 256  # 8 global batches of 128
 CLIP = ClipOptions(strategy="global_norm", threshold=0.05)  # binds on every step of this run
@@ -51,7 +54,7 @@ def main() -> None:
     data_dir, out_dir, variant = sys.argv[1:4]
     if variant == "before":
         TrainingLoop._all_reduced_gradients = clip_each_share_then_sum  # noqa: SLF001
-    options, checkpoints = OPTIONS, None
+    options, checkpoints, clip = OPTIONS, None, CLIP
     train_split = split(data_dir, "train", TRAIN)
     if variant == "resumable":
         options = dataclasses.replace(OPTIONS, epochs=30, checkpoint_every_n_steps=8)
@@ -59,10 +62,15 @@ def main() -> None:
     if variant == "streamed":
         options = dataclasses.replace(OPTIONS, epochs=3)
         train_split = spilled(train_split, tempfile.mkdtemp(dir=out_dir, prefix="spill-"), buckets=5)
-    model, _ = train(train_split, split(data_dir, "t10k", EVAL), os.path.join(out_dir, "logs"),
-                     options, CLIP, TelemetryOptions(histogram_every_n_steps=0), checkpoints, distribution=DISTRIBUTION)
+    if variant == "spike":  # half a window (2 steps) seen before the spike at step 6
+        clip = dataclasses.replace(CLIP, skip_spikes=True, spike_window=4)
+        train_split = SpikedSplit(train_split, seed=OPTIONS.seed, batch=6)
+    model, report = train(train_split, split(data_dir, "t10k", EVAL), os.path.join(out_dir, "logs"),
+                          options, clip, TelemetryOptions(histogram_every_n_steps=0), checkpoints, distribution=DISTRIBUTION)
     kind, index = distribute.task()
     np.savez(os.path.join(out_dir, f"weights-{kind}-{index}.npz"), *[v.numpy() for v in model.variables_in_order])
+    with open(os.path.join(out_dir, f"report-{kind}-{index}.json"), "w") as f:
+        json.dump(dataclasses.asdict(report), f)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,8 @@ def weights(path: str):
 def runs(mnist_slice, tmp_path_factory):
     root = tmp_path_factory.mktemp("distributed")
     for name, variant, workers in (("single", "after", 0), ("two", "after", 2), ("before", "before", 2),
-                                   ("single-streamed", "streamed", 0), ("two-streamed", "streamed", 2)):
+                                   ("single-streamed", "streamed", 0), ("two-streamed", "streamed", 2),
+                                   ("single-spike", "spike", 0), ("two-spike", "spike", 2)):
         run_workers(mnist_slice, str(root / name), variant, workers)
     return root
 
@@ -84,6 +85,27 @@ def test_two_workers_streaming_a_spilled_split_train_the_model_one_process_train
         np.testing.assert_array_equal(a, b)
     in_memory = weights(runs / "single" / "weights-worker-0.npz")  # 1 epoch of another order: another model
     assert max(np.abs(a - b).max() for a, b in zip(single, in_memory)) > 1e-3
+
+
+def test_two_workers_take_the_spike_guards_decision_together(runs):
+    """The guard judges the loss and norm summed across workers, in the graph: each worker skips the
+    injected spike, and no other step, as one process does; the weights stay mirrored."""
+    reports = []
+    for run, task in (("single-spike", 0), ("two-spike", 0), ("two-spike", 1)):
+        with open(runs / run / f"report-worker-{task}.json") as f:
+            reports.append(json.load(f))
+    assert [r["skipped_spikes"] for r in reports] == [1, 1, 1]
+    assert len({r["steps"] for r in reports}) == 1
+    single = weights(runs / "single-spike" / "weights-worker-0.npz")
+    chief = weights(runs / "two-spike" / "weights-worker-0.npz")
+    other = weights(runs / "two-spike" / "weights-worker-1.npz")
+    for one, a, b in zip(single, chief, other):
+        np.testing.assert_allclose(a, one, atol=1e-5)
+        np.testing.assert_array_equal(a, b)
+    unspiked = weights(runs / "single" / "weights-worker-0.npz")  # 7 of the same 8 steps: another model
+    assert max(np.abs(a - b).max() for a, b in zip(single, unspiked)) > 1e-4
+    skipped = read_run(str(runs / "two-spike" / "logs"))["skip/spikes"]
+    assert {int(s): float(v) for s, v in skipped.items()} == {s: float(s >= 6) for s in range(8)}
 
 
 def test_the_chief_logs_the_norms_of_the_summed_gradient(runs):
