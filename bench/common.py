@@ -21,10 +21,11 @@ def mnist_dir() -> str:
     sys.exit("benchmarks need real MNIST: set MNIST_DATA_DIR or put ../shared/data/mnist beside the checkout")
 
 
-def load_train(scale: float = 255.0) -> tuple[np.ndarray, np.ndarray]:
+def load_train(scale: float = 255.0, prefix: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """A split of MNIST as the default Transform makes it (images / 255); ``prefix`` t10k: the eval split."""
     folder = mnist_dir()
     images, labels = read_idx_split(
-        os.path.join(folder, "train-images-idx3-ubyte.gz"), os.path.join(folder, "train-labels-idx1-ubyte.gz")
+        os.path.join(folder, f"{prefix}-images-idx3-ubyte.gz"), os.path.join(folder, f"{prefix}-labels-idx1-ubyte.gz")
     )
     return images.reshape(len(images), -1).astype(np.float32) / scale, labels.astype(np.int64)
 
