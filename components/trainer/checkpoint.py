@@ -123,11 +123,11 @@ class Checkpointer:
         epoch, batch = (int(v) for v in self.position.numpy())
         return epoch, batch
 
-    def forget(self, steps: Sequence[int]) -> None:
-        """Deletes the checkpoints of ``steps`` (with their histories); the others stay as they are."""
-        kept = [p for p in self.manager.checkpoints if _step_of(p) not in steps]
+    def forget_after(self, step: int) -> None:
+        """Deletes the checkpoints of steps after ``step`` (with their histories); the others stay as they are."""
+        kept = [p for p in self.manager.checkpoints if _step_of(p) <= step]
         for path in self.manager.checkpoints:
-            if _step_of(path) in steps:
+            if _step_of(path) > step:
                 for name in tf.io.gfile.glob(path + ".*"):
                     tf.io.gfile.remove(name)
                 history = os.path.join(self.directory, f"history-{_step_of(path)}.npz")

@@ -68,15 +68,12 @@ class Rollback:
         self.loop.telemetry.record_rollback(int(self.loop.step.numpy()), len(history.rollbacks))
         # The abandoned stretch's checkpoints go, then the state after the rollback is saved: a run killed
         # in between resumes from the target and diverges again exactly so; one killed later, past it.
-        self.checkpointer.forget([step for step in self._steps() if step > target])
+        self.checkpointer.forget_after(target)
         self.checkpointer.save(int(self.loop.step.numpy()), epoch, batch, history, logdir)
         self._say(f"{self.name}: training diverged at step {at_step}; rolled back to the checkpoint at step {target} "
                   f"and skipping the next {self.options.rollback_skip_batches} batches "
                   f"(rollback {len(history.rollbacks)} of {allowed})")
         return epoch, batch, history
-
-    def _steps(self) -> list[int]:
-        return [int(path.rsplit("-", 1)[1]) for path in self.checkpointer.manager.checkpoints]
 
     @staticmethod
     def _say(line: str) -> None:

@@ -80,7 +80,7 @@ def test_a_rollback_returns_to_a_checkpoint_skips_past_the_spike_and_ends_above_
 
 def test_a_run_killed_after_a_rollback_resumes_to_the_same_model(rolled_back, splits, tmp_path, monkeypatch, capsys):
     """Killed at the first regular save after the rollback's own save."""
-    save, forget, saves, rolled = checkpoint.Checkpointer.save, checkpoint.Checkpointer.forget, [], []
+    save, forget, saves, rolled = checkpoint.Checkpointer.save, checkpoint.Checkpointer.forget_after, [], []
 
     def save_then_die(self, step, *args):
         save(self, step, *args)
@@ -90,12 +90,12 @@ def test_a_run_killed_after_a_rollback_resumes_to_the_same_model(rolled_back, sp
         if rolled:
             rolled.append(step)
 
-    def forget_and_note(self, steps):
-        forget(self, steps)
+    def forget_and_note(self, step):
+        forget(self, step)
         rolled.append(True)
 
     monkeypatch.setattr(checkpoint.Checkpointer, "save", save_then_die)
-    monkeypatch.setattr(checkpoint.Checkpointer, "forget", forget_and_note)
+    monkeypatch.setattr(checkpoint.Checkpointer, "forget_after", forget_and_note)
     with pytest.raises(KeyboardInterrupt):
         _train(splits, tmp_path / "killed", tmp_path / "ckpt", on_divergence="rollback")
     monkeypatch.undo()
