@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.common.errors import ConfigError
 from components.example_gen.readers import read_idx_split
 from components.trainer import checkpoint, clipping
 from components.trainer.data import InMemorySplit
@@ -145,15 +144,3 @@ def test_a_skipped_step_leaves_the_optimizer_bit_identical(splits):
         np.testing.assert_array_equal(before, now)
     loop.run_steps(images, labels, tf.constant(6), tf.constant(1), tf.constant(False))  # the next step applies
     assert int(loop.optimizer.iterations.numpy()) == 6
-
-
-@pytest.mark.parametrize("setting,value,message", [
-    ("rollback_steps_back", -1, "trainer.rollback_steps_back must be >= 0 (got -1)"),
-    ("rollback_skip_batches", -5, "trainer.rollback_skip_batches must be >= 0 (got -5)"),
-    ("max_rollbacks", -1, "trainer.max_rollbacks must be >= 0 (got -1)"),
-    ("checkpoint_every_n_steps", 0, 'trainer.on_divergence = "rollback" returns to a checkpoint: set '
-                                    "trainer.checkpoint_every_n_steps > 0"),
-])
-def test_a_bad_rollback_setting_is_one_line(setting, value, message):
-    with pytest.raises(ConfigError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
-        TrainerOptions(on_divergence="rollback", **{setting: value})

@@ -98,6 +98,11 @@ def test_value_clip_bounds_must_be_ordered():
         ("percentile", ["clip.percentile=0"], "clip.percentile must be in (0, 100]"),
         ("percentile", ["clip.window=0"], "clip.window must be >= 1"),
         ("norm", ["clip.threshold=-1"], "clip.threshold must be > 0"),
+        ("zclip", ["clip.alpha=1"], "clip.alpha must be in (0, 1) (got 1.0); e.g. 0.97"),
+        ("zclip", ["clip.alpha=0"], "clip.alpha must be in (0, 1) (got 0.0)"),
+        ("zclip", ["clip.z_threshold=0"], "clip.z_threshold must be > 0"),
+        ("zclip", ["clip.warmup_steps=0"], "clip.warmup_steps must be >= 1 (got 0); e.g. 25"),
+        ("zclip", ["clip.first_step_scale=0"], "clip.first_step_scale must be in (0, 1]"),
     ],
 )
 def test_only_the_active_strategys_settings_are_validated(strategy, settings, message):
@@ -137,3 +142,35 @@ def test_config_loads_without_tensorflow():
             "print(sorted(m for m in ('tensorflow', 'tfx') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.stdout.strip() == "[]", result.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "settings,message",
+    [
+        (["clip.spike_sigmas=0"], "clip.spike_sigmas must be > 0 (got 0.0); e.g. 6"),
+        (["clip.spike_sigmas=-1"], "clip.spike_sigmas must be > 0 (got -1.0)"),
+        (["clip.spike_window=0"], "clip.spike_window must be >= 4 (half of it must hold two steps) (got 0)"),
+        (["clip.max_consecutive_spikes=0"], "clip.max_consecutive_spikes must be >= 1 (got 0)"),
+    ],
+)
+def test_the_spike_guards_settings_are_validated_where_it_is_on(settings, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, ["clip.skip_spikes=true", *settings])
+    assert not load_config(None, settings).clip.skip_spikes  # off, they mean nothing
+
+
+@pytest.mark.parametrize(
+    "settings,message",
+    [
+        (["trainer.rollback_steps_back=-1"], "trainer.rollback_steps_back must be >= 0 (got -1)"),
+        (["trainer.rollback_skip_batches=-5"], "trainer.rollback_skip_batches must be >= 0 (got -5)"),
+        (["trainer.max_rollbacks=-1"], "trainer.max_rollbacks must be >= 0 (got -1)"),
+        (["trainer.on_divergence=\"rollback\"", "trainer.checkpoint_every_n_steps=0"],
+         'trainer.on_divergence = "rollback" returns to a checkpoint: set trainer.checkpoint_every_n_steps > 0'),
+        (["trainer.on_divergence=retry"], "trainer.on_divergence must be one of stop, rollback; got 'retry'"),
+    ],
+)
+def test_bad_rollback_settings_are_one_line(settings, message):
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
+        load_config(None, settings)
+    assert "\n" not in str(err.value)
