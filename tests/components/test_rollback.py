@@ -15,6 +15,7 @@ from components.trainer.data import InMemorySplit
 from components.trainer.loop import TrainingLoop, make_loss
 from components.trainer.model import MLP
 from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
+from components.trainer.report import GradientReport
 from components.trainer.run_fn import make_optimizer, train
 from pipeline.tools.events import read_run
 from tests.components.trainer_helpers import SpikedSplit
@@ -70,6 +71,8 @@ def test_a_rollback_returns_to_a_checkpoint_skips_past_the_spike_and_ends_above_
     # Steps count every step computed: the abandoned stretch, then the rest of training from (epoch 3, batch 8).
     assert report.steps == rollback["at_step"] + 1 + (5 * BATCHES - (3 * BATCHES + 8))
     assert "rolled back: diverged at step" in "\n".join(report.lines())
+    report.write(str(tmp_path))
+    assert GradientReport.read(str(tmp_path)).rollbacks == report.rollbacks  # what summary.json reads
     events = read_run(str(logdir))
     assert {int(s): float(v) for s, v in events["rollback/count"].items()} == {0: 0.0, rollback["at_step"] + 1: 1.0}
     again, _ = _train(splits, tmp_path / "again", on_divergence="rollback")  # deterministic: the same model
