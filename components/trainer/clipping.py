@@ -182,41 +182,36 @@ class ZClip(tf.Module):
     ``mean = a*mean + (1-a)*e``, ``var = a*var + (1-a)*(e - mean)**2``.
 
     Warm-up (the paper's reference collects ``warmup_steps`` norms unclipped)
-    is where an explosion that starts at step 0 gets through. Here the
-    warm-up bound is the running minimum of the norms seen so far (AdaGC's
-    rule, arXiv 2502.11034, on the global norm), so warm-up norms can fall
-    freely but never grow; the first step, with nothing seen, is taken at
-    ``first_step_fraction`` of its own norm. The warm-up's mean and variance
-    are those of the norms as applied (Welford's running form), and seed the
-    EMAs. A tf.Module: checkpoints carry its state, so a resumed run clips
-    as an uninterrupted one would (the reference re-warms on every restart).
+    is where an explosion that starts at step 0 gets through. Here each
+    warm-up step is bounded by the smallest norm applied before it (a running
+    minimum, as AdaGC, arXiv 2502.11034, bounds its warm-up), so warm-up norms
+    can fall freely but never grow; the first step, with nothing before it,
+    applies ``first_step_scale`` of its own norm. The warm-up's mean and
+    variance are those of the norms as applied (Welford's running form), and
+    seed the EMAs (docs/spikes.md says why, measured). A tf.Module:
+    checkpoints carry its state, so a resumed run clips as an uninterrupted
+    one would (the reference re-warms on every restart).
     """
 
-    def __init__(self, alpha: float, z_threshold: float, warmup_steps: int, first_step_fraction: float,
+    def __init__(self, alpha: float, z_threshold: float, warmup_steps: int, first_step_scale: float,
                  eps: float = 1e-6):
         super().__init__(name="zclip")
         self.alpha, self.z_threshold, self.warmup_steps = alpha, z_threshold, warmup_steps
-        self.first_step_fraction, self.eps = first_step_fraction, eps
+        self.first_step_scale, self.eps = first_step_scale, eps
         self.count = tf.Variable(0, dtype=tf.int64, trainable=False, name="zclip_count")  # finite steps seen
         self.mean = tf.Variable(0.0, trainable=False, name="zclip_mean")
         self.var = tf.Variable(0.0, trainable=False, name="zclip_var")
         self.floor = tf.Variable(math.inf, trainable=False, name="zclip_floor")  # warm-up: smallest norm so far
 
-    def bound(self, norm: tf.Tensor) -> tf.Tensor:
-        """The bound in force for a step of pre-clip norm ``norm``: after warm-up, the norm above which a step
-        is clipped (``mean + z_threshold * (std + eps)``, where z passes the threshold), or, for a step
-        above it, the bound it is clipped to; so the dashboard's threshold line is continuous."""
-        std = tf.sqrt(self.var)
-        z = (norm - self.mean) / (std + self.eps)
+    def _bound(self, norm: tf.Tensor, z: tf.Tensor, std: tf.Tensor) -> tf.Tensor:
+        """The bound in force for a step of pre-clip norm ``norm`` and z-score ``z``: after warm-up, the
+        norm above which a step is clipped (``mean + z_threshold * (std + eps)``, where z passes the
+        threshold), or, for a step above it, the bound it is clipped to; so the dashboard's threshold
+        line is continuous."""
         adaptive = self.mean + self.z_threshold**2 / tf.maximum(z, self.eps) * std
         after = tf.where(z > self.z_threshold, adaptive, self.mean + self.z_threshold * (std + self.eps))
-        during = tf.where(self.count > 0, self.floor, self.first_step_fraction * norm)
+        during = tf.where(self.count > 0, self.floor, self.first_step_scale * norm)
         return tf.where(self.count >= self.warmup_steps, after, during)
-
-    def z_score(self, norm: tf.Tensor) -> tf.Tensor:
-        """``norm``'s z against the statistics in force (0 during warm-up, where none exist yet)."""
-        z = (norm - self.mean) / (tf.sqrt(self.var) + self.eps)
-        return tf.where(self.count >= self.warmup_steps, z, 0.0)
 
     def _updated(self, applied: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """Mean, variance and floor after a step whose norm, as applied (clipped), is ``applied``:
@@ -232,14 +227,16 @@ class ZClip(tf.Module):
 
     def apply(self, grads, params, loss=None):
         pre_norms, pre_global = measure(grads)
-        z, mean, std = self.z_score(pre_global), self.mean.read_value(), tf.sqrt(self.var)
-        clipped, stats = _clip_global(grads, pre_norms, pre_global, self.bound(pre_global))
+        mean, std = self.mean.read_value(), tf.sqrt(self.var)
+        z = (pre_global - mean) / (std + self.eps)
+        warm = self.count >= self.warmup_steps  # statistics exist to judge this step
+        clipped, stats = _clip_global(grads, pre_norms, pre_global, self._bound(pre_global, z, std))
         # Branch-free (the step is traced without autograph): a non-finite step leaves every statistic as it was.
         finite = tf.math.is_finite(pre_global)
         for variable, value in zip((self.mean, self.var, self.floor), self._updated(stats.post_global)):
             variable.assign(tf.where(finite, value, variable))
         self.count.assign_add(tf.cast(finite, tf.int64))
-        return clipped, stats._replace(extra={"zclip_z": z, "zclip_mean": mean, "zclip_std": std})
+        return clipped, stats._replace(extra={"zclip_z": tf.where(warm, z, 0.0), "zclip_mean": mean, "zclip_std": std})
 
 
 def unitwise_norm(x: tf.Tensor) -> tf.Tensor:
