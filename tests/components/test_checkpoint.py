@@ -145,12 +145,19 @@ SPIKE_AWARE = ClipOptions(strategy="zclip", warmup_steps=4, first_step_scale=1.0
                           spike_sigmas=1.0)
 
 
+@pytest.fixture(scope="module")
+def spike_aware_reference(tmp_path_factory):
+    """The uninterrupted run the resumed ones must end at."""
+    model, report = _train(tmp_path_factory.mktemp("reference"), epochs=3, clip=SPIKE_AWARE, every=2)
+    assert 0 < report.clipped_fraction < 1 and report.skipped_spikes > 0  # both act in this run
+    return model, report
+
+
 @pytest.mark.parametrize("saves", [1, 2, 3, 4])
-def test_zclip_and_the_spike_guard_resume_to_the_uninterrupted_weights(tmp_path, monkeypatch, saves):
+def test_zclip_and_the_spike_guard_resume_to_the_uninterrupted_weights(tmp_path, monkeypatch, saves, spike_aware_reference):
     """Their EMAs, windows and counters are in the checkpoint: killed at any of its saves (each a few steps
     apart, from inside the warm-up on), a resumed run clips and skips as the uninterrupted run did."""
-    reference, reference_report = _train(tmp_path / "reference", epochs=3, clip=SPIKE_AWARE, every=2)
-    assert 0 < reference_report.clipped_fraction < 1 and reference_report.skipped_spikes > 0  # both act in this run
+    reference, reference_report = spike_aware_reference
     checkpoints = str(tmp_path / "ckpt")
     _interrupted(tmp_path / "interrupted", checkpoints, monkeypatch, saves=saves, clip=SPIKE_AWARE, every=2)
     resumed, report = _train(tmp_path / "resumed", epochs=3, checkpoints=checkpoints, clip=SPIKE_AWARE, every=2)
