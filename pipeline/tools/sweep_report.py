@@ -9,7 +9,7 @@ from pipeline.tools import figures
 
 COLUMNS = (
     "point", "strategy", "threshold", "eval accuracy", "final loss", "max pre-clip norm", "p99 pre-clip norm",
-    "fraction clipped", "non-finite steps", "diverged at", "Trainer seconds",
+    "fraction clipped", "non-finite steps", "diverged at", "Trainer seconds", "spike steps skipped", "rollbacks",
 )
 
 
@@ -34,6 +34,7 @@ def row(point: Dict[str, Any]) -> List[str]:
         str(report.get("nonfinite_steps", "-")),
         "-" if report.get("diverged_at_step") is None else str(report["diverged_at_step"]),
         seconds + (" (cached)" if point["trainer_state"] == "CACHED" else ""),
+        str(report.get("skipped_spikes", "-")), str(len(report["rollbacks"])) if "rollbacks" in report else "-",
     ]
 
 

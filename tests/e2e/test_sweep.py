@@ -71,6 +71,7 @@ def test_the_reports_numbers_are_each_trainers_own(swept):
         assert cells[6] == f"{own.p99_pre_clip_norm:.4g}" and cells[7] == f"{own.clipped_fraction:.1%}"
         assert cells[8] == str(own.nonfinite_steps)
         assert float(cells[10].split()[0]) == pytest.approx(trainer.wall_seconds, abs=0.01)
+        assert cells[11:] == [str(own.skipped_spikes), f"{len(own.rollbacks)} |"]
     assert points["global_norm-0.25"]["gradient_report"]["clipped_fraction"] > 0.5  # the small threshold binds
     assert points["none"]["gradient_report"]["clipped_fraction"] == 0.0
     best = max(first["points"], key=lambda p: (p["eval_accuracy"], -p["gradient_report"]["clipped_fraction"]))
