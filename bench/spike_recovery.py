@@ -2,7 +2,8 @@
 and a rollback make of it, over several seeds.
 
 SGD at 0.1 with cross-entropy and no clipping (Adam bounds its own update and survives such a batch;
-SGD does not), 3 epochs, the spike at batch 100 of the second epoch (step 569). Each variant's eval
+SGD does not), 3 epochs, the spike at batch 100 of the second epoch (step 569); rollback with its
+defaults (100 steps back, 200 batches skipped) and a checkpoint every 100 steps. Each variant's eval
 accuracy, whether training diverged, the steps skipped, the rollbacks, and whether the pipeline would
 bless the model: accuracy at least evaluator.accuracy_threshold (0.95) and not diverged (the health bar).
 The spike is injected by the tests' ``SpikedSplit`` (the Trainer has no hook for it).
@@ -25,10 +26,12 @@ from tests.components.trainer_helpers import SpikedSplit
 
 BAR = 0.95  # evaluator.accuracy_threshold's default
 OPTIONS = TrainerOptions(optimizer="sgd", learning_rate=0.1, lr_schedule="constant", epochs=3)
+ROLLBACK = dataclasses.replace(OPTIONS, on_divergence="rollback", checkpoint_every_n_steps=100)  # every <= steps back
 VARIANTS = {
     "today (stop)": (OPTIONS, ClipOptions(strategy="none")),
     "spike guard": (OPTIONS, ClipOptions(strategy="none", skip_spikes=True)),
-    "rollback": (dataclasses.replace(OPTIONS, on_divergence="rollback"), ClipOptions(strategy="none")),
+    "rollback": (ROLLBACK, ClipOptions(strategy="none")),
+    "spike guard and rollback": (ROLLBACK, ClipOptions(strategy="none", skip_spikes=True)),
 }
 
 

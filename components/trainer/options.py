@@ -161,6 +161,14 @@ class TrainerOptions:
         if self.on_divergence == "rollback" and not self.checkpoint_every_n_steps:
             raise ConfigError("trainer.on_divergence = \"rollback\" returns to a checkpoint: set "
                               "trainer.checkpoint_every_n_steps > 0 (e.g. 100), or on_divergence = \"stop\"")
+        # Sparser checkpoints can leave the one returned to far before the spike, and skipping
+        # rollback_skip_batches from there lands before the spike again.
+        if self.on_divergence == "rollback" and self.checkpoint_every_n_steps > self.rollback_steps_back:
+            raise ConfigError(
+                f"trainer.on_divergence = \"rollback\" needs a checkpoint at least every rollback_steps_back steps: "
+                f"trainer.checkpoint_every_n_steps = {self.checkpoint_every_n_steps} > trainer.rollback_steps_back = "
+                f"{self.rollback_steps_back}; set trainer.checkpoint_every_n_steps={self.rollback_steps_back}"
+            )
         if self.checkpoint_every_n_steps < 0:
             raise ConfigError(f"trainer.checkpoint_every_n_steps must be >= 0 (got {self.checkpoint_every_n_steps})")
         if self.learning_rate <= 0:

@@ -195,6 +195,8 @@ def train(
     rollback = None
     if checkpointer and options.on_divergence == "rollback":
         rollback = Rollback(options, checkpointer, loop, -(-train_split.size // options.batch_size), name)
+        if restored is None:  # the initial state: an early divergence has somewhere to return to
+            checkpointer.save(0, 0, 0, history, logdir)
     try:
         history, metrics = train_epochs(loop, options, train_split, eval_split, name, restored, history, saver, rollback)
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError) as err:

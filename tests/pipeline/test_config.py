@@ -168,6 +168,10 @@ def test_the_spike_guards_settings_are_validated_where_it_is_on(settings, messag
         (["trainer.on_divergence=\"rollback\"", "trainer.checkpoint_every_n_steps=0"],
          'trainer.on_divergence = "rollback" returns to a checkpoint: set trainer.checkpoint_every_n_steps > 0'),
         (["trainer.on_divergence=retry"], "trainer.on_divergence must be one of stop, rollback; got 'retry'"),
+        (["trainer.on_divergence=\"rollback\""],  # the default checkpoint cadence, 500, against 100 steps back
+         'trainer.on_divergence = "rollback" needs a checkpoint at least every rollback_steps_back steps: '
+         "trainer.checkpoint_every_n_steps = 500 > trainer.rollback_steps_back = 100; "
+         "set trainer.checkpoint_every_n_steps=100"),
     ],
 )
 def test_bad_rollback_settings_are_one_line(settings, message):
