@@ -67,22 +67,25 @@ def runs(mnist_slice, tmp_path_factory):
     return root
 
 
-def test_two_workers_train_the_model_one_process_trains(runs):
-    single = weights(runs / "single" / "weights-worker-0.npz")
-    chief, other = weights(runs / "two" / "weights-worker-0.npz"), weights(runs / "two" / "weights-worker-1.npz")
+def matches_one_process(runs, single_run: str, two_run: str) -> list:
+    """The two workers' weights equal the single process's (1e-5) and each other's exactly (mirrored: the
+    same update on every worker); returns the single process's."""
+    single = weights(runs / single_run / "weights-worker-0.npz")
+    chief = weights(runs / two_run / "weights-worker-0.npz")
+    other = weights(runs / two_run / "weights-worker-1.npz")
     for one, a, b in zip(single, chief, other):
         np.testing.assert_allclose(a, one, atol=1e-5)
-        np.testing.assert_array_equal(a, b)  # mirrored: the same update on every worker
+        np.testing.assert_array_equal(a, b)
+    return single
+
+
+def test_two_workers_train_the_model_one_process_trains(runs):
+    matches_one_process(runs, "single", "two")
 
 
 def test_two_workers_streaming_a_spilled_split_train_the_model_one_process_trains(runs):
     """Every worker streams the same blocks (of several lengths) and trains on its share of each batch."""
-    single = weights(runs / "single-streamed" / "weights-worker-0.npz")
-    chief = weights(runs / "two-streamed" / "weights-worker-0.npz")
-    other = weights(runs / "two-streamed" / "weights-worker-1.npz")
-    for one, a, b in zip(single, chief, other):
-        np.testing.assert_allclose(a, one, atol=1e-5)
-        np.testing.assert_array_equal(a, b)
+    single = matches_one_process(runs, "single-streamed", "two-streamed")
     in_memory = weights(runs / "single" / "weights-worker-0.npz")  # 1 epoch of another order: another model
     assert max(np.abs(a - b).max() for a, b in zip(single, in_memory)) > 1e-3
 
@@ -96,12 +99,7 @@ def test_two_workers_take_the_spike_guards_decision_together(runs):
             reports.append(json.load(f))
     assert [r["skipped_spikes"] for r in reports] == [1, 1, 1]
     assert len({r["steps"] for r in reports}) == 1
-    single = weights(runs / "single-spike" / "weights-worker-0.npz")
-    chief = weights(runs / "two-spike" / "weights-worker-0.npz")
-    other = weights(runs / "two-spike" / "weights-worker-1.npz")
-    for one, a, b in zip(single, chief, other):
-        np.testing.assert_allclose(a, one, atol=1e-5)
-        np.testing.assert_array_equal(a, b)
+    single = matches_one_process(runs, "single-spike", "two-spike")
     unspiked = weights(runs / "single" / "weights-worker-0.npz")  # 7 of the same 8 steps: another model
     assert max(np.abs(a - b).max() for a, b in zip(single, unspiked)) > 1e-4
     skipped = read_run(str(runs / "two-spike" / "logs"))["skip/spikes"]
