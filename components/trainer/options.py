@@ -74,15 +74,12 @@ class ClipOptions:
             raise ConfigError(f"clip.strategy {self.strategy!r} is renamed: use {RENAMED_STRATEGIES[self.strategy]}")
         if self.strategy not in STRATEGY_SETTINGS:
             raise ConfigError(f"clip.strategy must be one of {', '.join(STRATEGY_SETTINGS)}; got {self.strategy!r}")
-        for setting in STRATEGY_SETTINGS[self.strategy]:  # only the active strategy's settings mean anything
+        # Only the settings something reads mean anything: the active strategy's, and the spike guard's where it is on.
+        for setting in (*STRATEGY_SETTINGS[self.strategy], *(SPIKE_SETTINGS if self.skip_spikes else ())):
             valid, rule, example = _CLIP_CHECKS[setting](self)
             if not valid:
                 hint = f"; e.g. {example}" if example else ""
                 raise ConfigError(f"clip.{setting} must be {rule} (got {getattr(self, setting)}){hint}")
-        for setting in SPIKE_SETTINGS if self.skip_spikes else ():
-            valid, rule, example = _CLIP_CHECKS[setting](self)
-            if not valid:
-                raise ConfigError(f"clip.{setting} must be {rule} (got {getattr(self, setting)}); e.g. {example}")
         if self.max_consecutive_nonfinite < 1:
             raise ConfigError(f"clip.max_consecutive_nonfinite must be >= 1 (got {self.max_consecutive_nonfinite})")
 
