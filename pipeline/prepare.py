@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any, Mapping, Optional, Sequence
 
 from components.common.errors import ConfigError
+from components.trainer import tf_config
 from pipeline.config import EMBEDDED_RUNNERS, PipelineConfig, is_uri, load_config
 from pipeline.data_source import resolve_data_dir
 
@@ -33,7 +34,9 @@ def check_writable(key: str, directory: str) -> str:
 
 
 def with_local_paths(config: PipelineConfig, env_data_dir: Optional[str]) -> PipelineConfig:
-    """Embedded runners: writable output and metadata dirs, and MNIST found now (see data_source)."""
+    """Embedded runners: a TF_CONFIG the Trainer can use, writable output and metadata dirs, and MNIST
+    found now (see data_source)."""
+    tf_config.read()  # the Trainer runs here, under this environment
     settings = config.pipeline
     output_dir = check_writable("pipeline.output_dir", settings.output_dir)
     metadata_dir = check_writable("pipeline.metadata_dir", settings.metadata_dir) if settings.metadata_dir else ""

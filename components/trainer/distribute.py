@@ -12,20 +12,16 @@ take part in collective ops.
 """
 from __future__ import annotations
 
-import json
 import os
 import tempfile
-from typing import Any, Dict
 
 import tensorflow as tf
 
-
-def _tf_config() -> Dict[str, Any]:
-    return json.loads(os.environ.get("TF_CONFIG") or "{}")
+from components.trainer import tf_config
 
 
 def _cluster_size() -> int:
-    cluster = _tf_config().get("cluster", {})
+    cluster = tf_config.read().get("cluster", {})
     return sum(len(cluster.get(kind, [])) for kind in ("chief", "worker"))
 
 
@@ -46,14 +42,14 @@ def strategy_from_environment() -> tf.distribute.Strategy:
 
 def task() -> tuple[str, int]:
     """This task's type and index (``("worker", 0)`` outside a cluster)."""
-    spec = _tf_config().get("task", {})
+    spec = tf_config.read().get("task", {})
     return spec.get("type", "worker"), int(spec.get("index", 0))
 
 
 def is_chief() -> bool:
     """The task that writes what the pipeline keeps: the chief, or worker 0 where the cluster has no chief."""
     kind, index = task()
-    if "chief" in _tf_config().get("cluster", {}):
+    if "chief" in tf_config.read().get("cluster", {}):
         return kind == "chief"
     return kind == "worker" and index == 0
 

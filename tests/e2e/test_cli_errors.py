@@ -43,6 +43,15 @@ def test_kubeflow_v2_without_the_kfp_extra(tmp_path):
     assert not (tmp_path / "spec.json").exists()
 
 
+def test_a_stray_tf_config_is_refused_before_any_component_runs(tmp_path, mnist_slice):
+    """Not valid JSON, as a shell leaves it after a broken export (each other way it can be wrong: test_tf_config)."""
+    env = {**os.environ, "TF_CONFIG": "{'cluster': {'worker': ['localhost:2222']}}"}
+    result = run_pipeline("--output-dir", str(tmp_path / "out"), "--data-dir", mnist_slice, env=env)
+    assert_one_line_error(result, "TF_CONFIG is not valid JSON (")
+    assert "unset TF_CONFIG to run on this machine alone" in result.stderr
+    assert not (tmp_path / "out" / "pipeline").exists()  # nothing ran
+
+
 def test_missing_data_dir(tmp_path):
     result = run_pipeline("--output-dir", str(tmp_path / "out"), "--data-dir", str(tmp_path / "nowhere"))
     assert_one_line_error(result, "no such folder; pass --data-dir DIR")
