@@ -1,13 +1,15 @@
 """How a command ends: bad input as one line and exit status 2, any other failure as one
-line naming the component and the log (exit status 3), Ctrl-C with how to resume, and
-an exit without the interpreter's teardown."""
+line naming the component and the log (exit status 3), Ctrl-C or SIGTERM with how to resume,
+and an exit without the interpreter's teardown."""
 from __future__ import annotations
 
 import atexit
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 from typing import Any, Callable, NoReturn, Optional
 
 from components.common.errors import ClipflowError
@@ -20,6 +22,17 @@ RESUME_HINT = (
     "and the Trainer continues from its last checkpoint."
 )
 BEAM_CONTEXT = re.compile(r" \[while running '[^']*'\]")
+INTERRUPTED, TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM  # the exit statuses shells give these signals
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is as Ctrl-C raises KeyboardInterrupt: a KeyboardInterrupt, so
+    the code it passes through treats it as one (nothing catches it as an error, nothing is published)."""
+
+
+def _raise_terminated(_signum, _frame) -> NoReturn:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    raise Terminated()
 
 
 def one_line(err: Exception) -> str:
@@ -65,7 +78,9 @@ def attributed(config: PipelineConfig, log_file: Optional[str], work: Callable[[
 def report_user_errors(debug: bool, work: Callable[[], int]) -> int:
     """Runs a command's ``work``: a user error ends as one stderr line and exit 2, any other
     failure as one line and exit 3 (the traceback instead with ``debug``; in the log otherwise),
-    Ctrl-C as exit 130 with how to resume."""
+    Ctrl-C (exit 130) and SIGTERM (exit 143) as one line with how to resume."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return work()
     except ClipflowError as err:
@@ -73,9 +88,10 @@ def report_user_errors(debug: bool, work: Callable[[], int]) -> int:
             raise
         print(f"clipflow: error: {one_line(err)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"clipflow: interrupted. {RESUME_HINT}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        terminated = isinstance(stop, Terminated)
+        print(f"clipflow: {'stopped by SIGTERM' if terminated else 'interrupted'}. {RESUME_HINT}", file=sys.stderr)
+        return TERMINATED if terminated else INTERRUPTED
     except RunFailed as err:
         if debug:
             raise err.__cause__ from None

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from components.common.signals import stops_deferred
+
 if TYPE_CHECKING:
     from components.trainer.loop import EpochResult
 
@@ -93,18 +95,20 @@ class Checkpointer:
         return self.every > 0 and step // self.every > previous_step // self.every
 
     def save(self, step: int, epoch: int, batch: int, history: History, logdir: str) -> None:
-        """History first, then the checkpoint: a checkpoint always has its history."""
-        tf.io.gfile.makedirs(self.directory)
-        arrays = io.BytesIO()
-        np.savez(arrays, **dataclasses.asdict(history))
-        self._write(f"history-{step}.npz", arrays.getvalue())
-        self._write(LOGDIR_FILE, json.dumps({"logdir": logdir}).encode())
-        self.position.assign([epoch, batch])
-        self.manager.save(checkpoint_number=step)
-        kept = {f"history-{_step_of(path)}.npz" for path in self.manager.checkpoints}
-        for name in tf.io.gfile.listdir(self.directory):
-            if name.startswith("history-") and name not in kept:
-                tf.io.gfile.remove(os.path.join(self.directory, name))
+        """History first, then the checkpoint: a checkpoint always has its history. A Ctrl-C or SIGTERM
+        waits for the save to end."""
+        with stops_deferred():
+            tf.io.gfile.makedirs(self.directory)
+            arrays = io.BytesIO()
+            np.savez(arrays, **dataclasses.asdict(history))
+            self._write(f"history-{step}.npz", arrays.getvalue())
+            self._write(LOGDIR_FILE, json.dumps({"logdir": logdir}).encode())
+            self.position.assign([epoch, batch])
+            self.manager.save(checkpoint_number=step)
+            kept = {f"history-{_step_of(path)}.npz" for path in self.manager.checkpoints}
+            for name in tf.io.gfile.listdir(self.directory):
+                if name.startswith("history-") and name not in kept:
+                    tf.io.gfile.remove(os.path.join(self.directory, name))
 
     def newest_step(self) -> int:
         """The step of the newest checkpoint here, -1 if none."""

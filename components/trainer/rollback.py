@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Optional
 
+from components.common.signals import stops_deferred
 from components.trainer.checkpoint import Checkpointer, History
 from components.trainer.options import TrainerOptions
 
@@ -66,10 +67,12 @@ class Rollback:
                               self.batches_per_epoch)
         history = history.rolled_back(at_step, target, self.options.rollback_skip_batches)
         self.loop.telemetry.record_rollback(int(self.loop.step.numpy()), len(history.rollbacks))
-        # The abandoned stretch's checkpoints go, then the state after the rollback is saved: a run killed
-        # in between resumes from the target and diverges again exactly so; one killed later, past it.
-        self.checkpointer.forget_after(target)
-        self.checkpointer.save(int(self.loop.step.numpy()), epoch, batch, history, logdir)
+        # The abandoned stretch's checkpoints go, then the state after the rollback is saved, a Ctrl-C or
+        # SIGTERM waiting for both. A run killed in between resumes from the target and diverges again
+        # exactly so; one killed later, past it.
+        with stops_deferred():
+            self.checkpointer.forget_after(target)
+            self.checkpointer.save(int(self.loop.step.numpy()), epoch, batch, history, logdir)
         self._say(f"{self.name}: training diverged at step {at_step}; rolled back to the checkpoint at step {target} "
                   f"and skipping the next {self.options.rollback_skip_batches} batches "
                   f"(rollback {len(history.rollbacks)} of {allowed})")

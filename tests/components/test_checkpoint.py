@@ -1,6 +1,7 @@
 """Interrupted training resumes from its checkpoint and ends where an uninterrupted run ends."""
 import glob
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -166,3 +167,30 @@ def test_zclip_and_the_spike_guard_resume_to_the_uninterrupted_weights(tmp_path,
                                                                  reference_report.skipped_spikes)
     for got, want in zip(resumed.variables_in_order, reference.variables_in_order):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=0, atol=1e-6)
+
+
+def test_a_sigterm_mid_save_waits_for_the_save(tmp_path, monkeypatch):
+    """Sent after the history is written and before the checkpoint is: the stop takes effect once both are."""
+    def stop(signum, _frame):
+        raise Interrupted(signum)
+
+    manager_save = tf.train.CheckpointManager.save
+
+    def signal_then_save(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return manager_save(self, *args, **kwargs)
+
+    weights = tf.Variable([1.0, 2.0])
+    saver = checkpoint.Checkpointer(str(tmp_path), {"weights": weights}, every_n_steps=5)
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", signal_then_save)
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with pytest.raises(Interrupted):
+            saver.save(7, 0, 7, checkpoint.History(losses=np.ones(7, np.float32), norms=np.ones(7, np.float32)), "logs")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    monkeypatch.undo()
+    weights.assign([0.0, 0.0])
+    restored = checkpoint.Checkpointer(str(tmp_path), {"weights": weights}, every_n_steps=5).restore()
+    assert (restored.step, restored.batch, restored.logdir, len(restored.history.losses)) == (7, 7, "logs", 7)
+    np.testing.assert_array_equal(weights.numpy(), [1.0, 2.0])
