@@ -45,10 +45,11 @@ def check_store(metadata_db: str) -> None:
         )
 
 
-def open_store(metadata_db: str) -> metadata_store.MetadataStore:
+def open_store(metadata_db: str, writable: bool = False) -> metadata_store.MetadataStore:
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = metadata_db
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    modes = metadata_store_pb2.SqliteMetadataSourceConfig
+    config.sqlite.connection_mode = modes.READWRITE if writable else modes.READONLY
     return metadata_store.MetadataStore(config)
 
 

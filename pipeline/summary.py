@@ -6,7 +6,7 @@ import json
 import os
 import shlex
 import sys
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import tensorflow_model_analysis as tfma
 
@@ -14,7 +14,7 @@ from components.evaluator.eval_config import ACCURACY_METRIC
 from components.trainer.report import GradientReport
 from components.validation.health import PROBLEMS_PROPERTY
 from components.trainer.options import STRATEGY_SETTINGS
-from pipeline import metadata, sweep
+from pipeline import metadata, outputs, sweep
 from pipeline.config import PipelineConfig
 from pipeline.paths import RunPaths
 
@@ -33,15 +33,28 @@ def _first(execution: Optional[metadata.NodeExecution], key: str):
     return artifacts[0] if artifacts else None
 
 
-def training_result(store, by_node: Dict[str, metadata.NodeExecution], trainer_id: str, evaluator_id: str) -> Dict[str, Any]:
+GONE = "(gone: see below)"
+
+
+def there(path: Optional[str], missing: List[str]) -> Optional[str]:
+    """``path`` if it is there; else None, and the path noted in ``missing``: a summary never names a path
+    that is not there."""
+    if path and not outputs.is_there(path):
+        missing.append(path)
+        return None
+    return path
+
+
+def training_result(store, by_node: Dict[str, metadata.NodeExecution], trainer_id: str, evaluator_id: str,
+                    missing: List[str]) -> Dict[str, Any]:
     """What one Trainer and its Evaluator produced in this run: accuracy, model, logs, gradient report, time."""
     trainer = by_node.get(trainer_id)
     model, model_run = _first(trainer, "model"), _first(trainer, "model_run")
     evaluation = _first(by_node.get(evaluator_id), "evaluation")
-    logdir = model_run.uri if model_run else None
+    logdir = there(model_run.uri if model_run else None, missing)
     return {
         "eval_accuracy": overall_accuracy(evaluation.uri) if evaluation else None,
-        "model": model.uri if model else None,
+        "model": there(model.uri if model else None, missing),
         "tensorboard_logdir": logdir,
         "gradient_report": GradientReport.read(logdir).__dict__ if logdir else None,
         "trainer_state": trainer.state if trainer else None,
@@ -59,7 +72,8 @@ def _training_seconds(store, trainer: Optional[metadata.NodeExecution], model_ru
     return round(trainer.wall_seconds, 3) if trainer else None
 
 
-def point_results(store, by_node: Dict[str, metadata.NodeExecution], config: PipelineConfig) -> list:
+def point_results(store, by_node: Dict[str, metadata.NodeExecution], config: PipelineConfig,
+                  missing: List[str]) -> list:
     """A sweep's points, each with its settings (the ones the grid sets) and its training result."""
     results = []
     for point in sweep.points(config):
@@ -70,7 +84,7 @@ def point_results(store, by_node: Dict[str, metadata.NodeExecution], config: Pip
             "threshold": clip.threshold if "threshold" in STRATEGY_SETTINGS[clip.strategy] else None,
             "learning_rate": point.config.trainer.learning_rate,
             "divisor": point.config.transform.divisor,
-            **training_result(store, by_node, point.trainer_id, point.evaluator_id),
+            **training_result(store, by_node, point.trainer_id, point.evaluator_id, missing),
         })
     return results
 
@@ -82,24 +96,22 @@ def collect_summary(config: PipelineConfig) -> Dict[str, Any]:
     executions = metadata.run_executions(store, run_id)
     by_node = {e.node: e for e in executions}
     summary: Dict[str, Any] = {"pipeline_run": run_id}
+    missing: List[str] = []
     if config.sweep.active:
-        points = point_results(store, by_node, config)
+        points = point_results(store, by_node, config, missing)
         chosen = sweep.best(points)
         summary.update(points=points, best=chosen["point"] if chosen else None)
     else:
         evaluator_blessing = _first(by_node.get("Evaluator"), "blessing")
         blessing = _first(by_node.get("TrainingHealthGate"), "final_blessing")
         pushed = _first(by_node.get("Pusher"), "pushed_model")
-        summary.update(training_result(store, by_node, "Trainer", "Evaluator"))
+        summary.update(training_result(store, by_node, "Trainer", "Evaluator", missing))
         summary.update({
             "accuracy_threshold": config.evaluator.accuracy_threshold,
             "blessed": bool(blessing and metadata.custom_int(blessing, "blessed") == 1),
             "accuracy_blessed": bool(evaluator_blessing and metadata.custom_int(evaluator_blessing, "blessed") == 1),
             "health_problems": (metadata.custom_str(blessing, PROBLEMS_PROPERTY) or None) if blessing else None,
-            "serving_model": (
-                metadata.custom_str(pushed, "pushed_destination")
-                if pushed and metadata.custom_int(pushed, "pushed") == 1 else None
-            ),
+            "serving_model": there(outputs.reported_path(outputs.PUSHED_MODEL, pushed) if pushed else None, missing),
         })
         logdir = summary["tensorboard_logdir"]
         summary["tensorboard_command"] = (
@@ -107,6 +119,7 @@ def collect_summary(config: PipelineConfig) -> Dict[str, Any]:
             if logdir else None
         )
     summary.update({
+        "missing": missing,
         "metadata_db": paths.metadata_db,
         "summary_file": paths.summary,
         "components": {e.node: {"state": e.state, "wall_seconds": round(e.wall_seconds, 3)} for e in executions},
@@ -138,6 +151,9 @@ def describe(summary: Dict[str, Any]) -> str:
         f"{sum(info['wall_seconds'] for info in components):.2f} s in components",
     ]
     lines += _describe_points(summary) if "points" in summary else _describe_model(summary)
+    if summary["missing"]:
+        lines.append(f"gone: {', '.join(summary['missing'])} (removed as the run ended); the same command again "
+                     "makes them anew")
     lines += [
         f"ML Metadata: {summary['metadata_db']}",
         f"summary: {summary['summary_file']}",
@@ -156,9 +172,9 @@ def _describe_model(summary: Dict[str, Any]) -> list:
         f"blessed: {summary['blessed']} (accuracy threshold {summary['accuracy_threshold']}: "
         f"{'met' if summary['accuracy_blessed'] else 'not met'}"
         + (f"; unhealthy training: {summary['health_problems']})" if summary["health_problems"] else ")"),
-        f"serving model: {summary['serving_model'] or '(not pushed)'}",
-        f"model: {summary['model']}",
-        f"TensorBoard logs: {summary['tensorboard_logdir']}",
+        f"serving model: {summary['serving_model'] or ('(not pushed)' if not summary['blessed'] else GONE)}",
+        f"model: {summary['model'] or GONE}",
+        f"TensorBoard logs: {summary['tensorboard_logdir'] or GONE}",
     ]
 
 
@@ -173,6 +189,6 @@ def _describe_points(summary: Dict[str, Any]) -> list:
             + (f", diverged at step {diverged}" if diverged is not None else "")
         )
     best = next((p for p in summary["points"] if p["point"] == summary["best"]), None)
-    lines.append(f"best: {best['point']} (eval accuracy {best['eval_accuracy']:.4f}); model: {best['model']}"
+    lines.append(f"best: {best['point']} (eval accuracy {best['eval_accuracy']:.4f}); model: {best['model'] or GONE}"
                  if best else "best: none (no point was evaluated)")
     return lines

@@ -24,6 +24,7 @@ from components.common.typed import flatten
 from components.trainer import dashboards
 from components.trainer.options import NOT_SETTINGS, unread_clip_settings
 from pipeline import metadata
+from pipeline.outputs import is_there
 from pipeline.paths import RunPaths
 
 # Short names for the settings people compare most.
@@ -109,10 +110,14 @@ def write_experiment(runs: List[TrainerRun], experiment_dir: str) -> None:
 
 
 def prepare(output_dir: str) -> tuple[List[TrainerRun], str]:
-    """The output dir's Trainer runs, and the logdir spec that serves them (their HParams experiment written);
-    ML Metadata's own errors propagate."""
+    """The output dir's Trainer runs whose logs are there, and the logdir spec that serves them (their
+    HParams experiment written); ML Metadata's own errors propagate."""
     paths = RunPaths(output_dir, output_dir)
-    runs = trainer_runs(paths.metadata_db)
+    recorded = trainer_runs(paths.metadata_db)
+    runs = [run for run in recorded if is_there(run.logdir)]
+    gone = [run.logdir for run in recorded if run not in runs]
+    if gone:
+        print(f"left out {len(gone)} Trainer run(s) whose TensorBoard logs are gone: {', '.join(gone)}")
     experiment_dir = os.path.abspath(paths.tensorboard_experiment)
     if runs:
         write_experiment(runs, experiment_dir)
