@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import os
 import shlex
@@ -14,7 +15,7 @@ from components.evaluator.eval_config import ACCURACY_METRIC
 from components.trainer.report import GradientReport
 from components.validation.health import PROBLEMS_PROPERTY
 from components.trainer.options import STRATEGY_SETTINGS
-from pipeline import metadata, outputs, sweep
+from pipeline import metadata, outputs, sweep, verdict
 from pipeline.config import PipelineConfig
 from pipeline.paths import RunPaths
 
@@ -80,6 +81,8 @@ def point_results(store, by_node: Dict[str, metadata.NodeExecution], config: Pip
         clip = point.config.clip
         results.append({
             "point": point.name,
+            "setting": point.setting,
+            "seed": point.config.trainer.seed,
             "strategy": clip.strategy,
             "threshold": clip.threshold if "threshold" in STRATEGY_SETTINGS[clip.strategy] else None,
             "learning_rate": point.config.trainer.learning_rate,
@@ -99,8 +102,10 @@ def collect_summary(config: PipelineConfig) -> Dict[str, Any]:
     missing: List[str] = []
     if config.sweep.active:
         points = point_results(store, by_node, config, missing)
-        chosen = sweep.best(points)
-        summary.update(points=points, best=chosen["point"] if chosen else None)
+        settings = verdict.settings_of(points)
+        decided = verdict.decide(settings)
+        summary.update(points=points, settings=[s.to_dict() for s in settings], best=decided.best,
+                       verdict={**dataclasses.asdict(decided), "sentence": decided.sentence()})
     else:
         evaluator_blessing = _first(by_node.get("Evaluator"), "blessing")
         blessing = _first(by_node.get("TrainingHealthGate"), "final_blessing")
@@ -188,7 +193,26 @@ def _describe_points(summary: Dict[str, Any]) -> list:
             + (f", {report['clipped_fraction']:.1%} clipped" if report else "")
             + (f", diverged at step {diverged}" if diverged is not None else "")
         )
+    if any(len(setting["seeds"]) > 1 for setting in summary["settings"]):
+        lines.append("over seeds (eval accuracy mean +- std, min-max; steps clipped, mean over seeds):")
+        lines += [f"  {setting_line(setting)}" for setting in summary["settings"]]
+        return [*lines, f"verdict: {summary['verdict']['sentence']}"]
     best = next((p for p in summary["points"] if p["point"] == summary["best"]), None)
-    lines.append(f"best: {best['point']} (eval accuracy {best['eval_accuracy']:.4f}); model: {best['model'] or GONE}"
+    lines.append(f"best: {best['point']} (eval accuracy {best['eval_accuracy']:.4f}); model: {best['model'] or GONE}; "
+                 "one seed, not tested against seed noise (--seeds 0,1,2,3 tests it)"
                  if best else "best: none (no point was evaluated)")
     return lines
+
+
+def setting_line(setting: Dict[str, Any]) -> str:
+    """``global_norm-1: 0.9595 +- 0.0012 (0.9581-0.9610) over 4 seeds, 0.8% clipped, diverged on 1 of 4 seeds``."""
+    accuracy, seeds = setting["eval_accuracy"], len(setting["seeds"])
+    clipped = [c for c in setting["clipped_fractions"] if c is not None]
+    return (
+        f"{setting['setting']}: "
+        + (f"{accuracy['mean']:.4f} +- {accuracy['std'] or 0:.4f} ({accuracy['min']:.4f}-{accuracy['max']:.4f})"
+           if accuracy["mean"] is not None else "(no evaluation)")
+        + f" over {seeds} seeds"
+        + (f", {sum(clipped) / len(clipped):.1%} clipped" if clipped else "")
+        + (f", diverged on {setting['diverged_seeds']} of {seeds} seeds" if setting["diverged_seeds"] else "")
+    )

@@ -1,18 +1,20 @@
-"""A sweep: a grid of clip settings as one TFX pipeline, and the rule that names its best point.
+"""A sweep: a grid of clip settings, each trained with one or more seeds, as one TFX pipeline.
 
 The ``[sweep]`` section of the config turns the one Trainer into one Trainer
-and one Evaluator per grid point (ids ``Trainer.<point>``), after ingest,
+and one Evaluator per grid point and seed (ids ``Trainer.<point>``, the
+point's name ending in ``-seed<k>`` when seeds are swept), after ingest,
 statistics, validation and Transform that run once (once per swept scaling
 divisor). As a config section it reaches every runner unchanged: the local
 and Beam runners, a compiled KFP spec, the Airflow DAG. TFX caches each node
-by its own id, so adding a point to a grid trains only that point.
+by its own id, so adding a point or a seed trains only what is new.
+pipeline/verdict.py names the best setting, when the seeds' noise allows.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
-import math
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from components.common.errors import ConfigError
 from components.trainer.options import RENAMED_STRATEGIES, STRATEGY_SETTINGS
@@ -23,15 +25,18 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass(frozen=True)
 class SweepSettings:
-    """The grid: strategies x thresholds x learning rates x divisors. Empty ``strategies``: no sweep."""
+    """The grid: strategies x thresholds x learning rates x divisors, each setting trained with every
+    seed. Empty ``strategies``: no sweep."""
 
     strategies: Tuple[str, ...] = ()  # clip.strategy of each point
     thresholds: Tuple[float, ...] = ()  # clip.threshold, for the strategies that read one; empty: clip.threshold
     learning_rates: Tuple[float, ...] = ()  # trainer.learning_rate; empty: the configured one
     divisors: Tuple[float, ...] = ()  # transform.divisor (mode divide), one Transform each; empty: the configured one
+    seeds: Tuple[int, ...] = ()  # trainer.seed of each setting's Trainers; empty: trainer.seed alone, not in the names
+    max_trainers: int = 64  # settings x seeds above this are refused: a typo should not start a thousand Trainers
 
     def __post_init__(self) -> None:
-        for axis in ("thresholds", "learning_rates", "divisors"):
+        for axis in ("thresholds", "learning_rates", "divisors", "seeds"):
             if getattr(self, axis) and not self.strategies:
                 raise ConfigError(f"sweep.{axis} needs sweep.strategies, the strategies to sweep; e.g. [\"global_norm\"]")
         for strategy in self.strategies:
@@ -47,6 +52,17 @@ class SweepSettings:
                     raise ConfigError(f"sweep.{axis} must all be {expected} (got {value:g})")
         if self.thresholds and not any("threshold" in STRATEGY_SETTINGS[s] for s in self.strategies):
             raise ConfigError("sweep.thresholds: none of sweep.strategies reads a threshold (norm and global_norm do)")
+        self._check_seeds()
+        if self.max_trainers < 1:
+            raise ConfigError(f"sweep.max_trainers must be >= 1 (got {self.max_trainers})")
+
+    def _check_seeds(self) -> None:
+        negative = [seed for seed in self.seeds if seed < 0]
+        if negative:
+            raise ConfigError(f"sweep.seeds must all be >= 0 (got {negative[0]}); e.g. [0, 1, 2, 3]")
+        twice = [seed for seed, n in collections.Counter(self.seeds).items() if n > 1]
+        if twice:
+            raise ConfigError(f"sweep.seeds has {twice[0]} twice; list each seed once, e.g. [0, 1, 2, 3]")
 
     @property
     def active(self) -> bool:
@@ -55,8 +71,9 @@ class SweepSettings:
 
 @dataclasses.dataclass(frozen=True)
 class Point:
-    name: str  # what differs, e.g. "global_norm-0.5" or "none": the suffix of its component ids
+    name: str  # what differs, e.g. "global_norm-0.5" or "none-seed3": the suffix of its component ids
     config: "PipelineConfig"  # the whole config this point trains with (its sweep section empty)
+    setting: str  # the name without the seed: the points of one setting differ only in their seed
 
     @property
     def trainer_id(self) -> str:
@@ -68,21 +85,31 @@ class Point:
 
 
 def points(config: "PipelineConfig") -> List[Point]:
-    """The grid's points in the order given, each as a whole (validated) config; none without a sweep."""
+    """The grid's points in the order given, each setting once per seed, each as a whole (validated)
+    config; none without a sweep."""
     sweep = config.sweep
     if not sweep.active:
         return []
     if sweep.divisors and config.transform.mode != "divide":
         raise ConfigError(f"sweep.divisors need transform.mode = \"divide\" (got {config.transform.mode!r})")
-    found: Dict[str, Point] = {}
+    settings: Dict[str, "PipelineConfig"] = {}
     for strategy in sweep.strategies:
         thresholds = (sweep.thresholds or (config.clip.threshold,)) if "threshold" in STRATEGY_SETTINGS[strategy] else (None,)
         for threshold, rate, divisor in itertools.product(thresholds, sweep.learning_rates or (None,), sweep.divisors or (None,)):
             name = "-".join([strategy, *_part("", threshold), *_part("lr", rate), *_part("div", divisor)])
-            if name in found:
+            if name in settings:
                 raise ConfigError(f"the sweep has the point {name} twice; list each strategy and value once")
-            found[name] = Point(name, _point_config(config, strategy, threshold, rate, divisor))
-    return list(found.values())
+            settings[name] = _point_config(config, strategy, threshold, rate, divisor)
+    trainers = len(settings) * max(len(sweep.seeds), 1)
+    if trainers > sweep.max_trainers:
+        raise ConfigError(
+            f"the sweep has {len(settings)} settings x {max(len(sweep.seeds), 1)} seed(s) = {trainers} Trainers, more "
+            f"than sweep.max_trainers = {sweep.max_trainers}; shrink the grid or the seeds, or raise sweep.max_trainers"
+        )
+    if not sweep.seeds:
+        return [Point(name, point_config, name) for name, point_config in settings.items()]
+    return [Point(f"{name}-seed{seed}", _with_seed(point_config, seed), name)
+            for name, point_config in settings.items() for seed in sweep.seeds]
 
 
 def _part(prefix: str, value: Optional[float]) -> List[str]:
@@ -97,10 +124,5 @@ def _point_config(config: "PipelineConfig", strategy: str, threshold, rate, divi
     return dataclasses.replace(config, clip=clip, trainer=trainer, transform=transform, sweep=SweepSettings())
 
 
-def best(results: Sequence[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
-    """The point with the highest eval accuracy; ties go to the one that clipped fewer steps
-    (the lighter touch). Points without an evaluation are not candidates."""
-    scored = [r for r in results if r.get("eval_accuracy") is not None and math.isfinite(r["eval_accuracy"])]
-    if not scored:
-        return None
-    return max(scored, key=lambda r: (r["eval_accuracy"], -r["gradient_report"]["clipped_fraction"]))
+def _with_seed(config: "PipelineConfig", seed: int) -> "PipelineConfig":
+    return dataclasses.replace(config, trainer=dataclasses.replace(config.trainer, seed=seed))

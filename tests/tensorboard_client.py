@@ -60,7 +60,8 @@ class Board:
         return self.post("data/plugin/hparams/experiment", {"experimentName": ""})
 
     def sessions(self) -> Dict[str, dict]:
-        """Session (run) name -> {"hparams": {...}, "metrics": {tag: value}, "status": ...}."""
+        """Session (run) name -> {"hparams": {...}, "metrics": {tag: value}, "status": ..., "trial": its group's
+        name, the Trial ID column}."""
         groups = self.post("data/plugin/hparams/session_groups", {
             "experimentName": "", "allowedStatuses": ALL_STATUSES, "startIndex": 0, "sliceSize": 1000,
         })
@@ -71,6 +72,7 @@ class Board:
                     "hparams": group["hparams"],  # google.protobuf.Value: plain JSON values
                     "metrics": {m["name"]["tag"]: m["value"] for m in session.get("metricValues", [])},
                     "status": session.get("status", "STATUS_UNKNOWN"),
+                    "trial": group["name"],
                 }
         return sessions
 

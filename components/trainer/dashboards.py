@@ -33,7 +33,6 @@ HPARAMS = (
     "clip.strategy", "clip.threshold", "clip.lo", "clip.hi", "clip.percentile", "clip.window", "clip.ratio", "clip.eps",
     "trainer.optimizer", "trainer.learning_rate", "trainer.lr_schedule", "trainer.loss", "trainer.init",
     "clip.alpha", "clip.z_threshold", "clip.warmup_steps", "clip.first_step_scale", "clip.skip_spikes",
-    "trainer.optimizer", "trainer.learning_rate", "trainer.lr_schedule", "trainer.loss", "trainer.init",
     "trainer.hidden_units", "transform.mode", "transform.divisor", "trainer.batch_size", "trainer.epochs",
     "trainer.seed", "trainer.on_divergence",
 )

@@ -182,7 +182,7 @@ def train(
     settings = flatten({**upstream_settings, "trainer": to_dict(options), "clip": to_dict(clip)})
     telemetry.record_start(
         dashboards.clipping_layout(model.variable_names, telemetry_options.clip_rate_window, clip),
-        dashboards.hparam_values(settings),
+        dashboards.hparam_values(settings), name,
     )
     checkpointer = None
     if checkpoints:

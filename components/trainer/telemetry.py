@@ -80,13 +80,15 @@ class Telemetry:
         self.names = list(variable_names)
         self.options = options
 
-    def record_start(self, layout: layout_pb2.Layout, hparams: Mapping[str, object]) -> None:
+    def record_start(self, layout: layout_pb2.Layout, hparams: Mapping[str, object], name: str = "Trainer") -> None:
         """The dashboards' layout and this run's settings, before the first step.
 
-        The HParams trial is named after the log folder (under TFX, the Trainer's
-        execution id: ``trainer-7``), so every run is a row of its own even
-        when two share their settings."""
-        trial = "trainer-" + os.path.basename(os.path.normpath(self.logdir))
+        The HParams trial is a sweep point's name (``name`` is the component id, ``Trainer.global_norm-1-seed0``),
+        and a lone Trainer's log folder (under TFX its execution id: ``trainer-7``), so every run is a row of
+        its own even when two share their settings. (A point trained again in the same output dir, after an
+        edit, shares its point's row: TensorBoard groups sessions of one trial.)"""
+        point = name.split(".", 1)[1] if "." in name else None
+        trial = point or "trainer-" + os.path.basename(os.path.normpath(self.logdir))
         with self.writer.as_default():
             tf.summary.experimental.write_raw_pb(custom_scalar_summary.pb(layout).SerializeToString(), step=0)
             hp.hparams(dict(hparams), trial_id=trial)

@@ -65,6 +65,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                        "(default: 0.25,0.5,1,2; explode recipe: 1,5,15,50)")
     sweep.add_argument("--learning-rates", default="", help="comma-separated learning rates to cross with the rest")
     sweep.add_argument("--divisors", default="", help="comma-separated input divisors (one Transform each)")
+    sweep.add_argument("--seeds", help="comma-separated seeds, each setting trained once per seed (e.g. 0,1,2,3): the "
+                       "report then names a best setting only when it beats the others beyond the seeds' noise "
+                       "(default: trainer.seed alone)")
     sweep.add_argument("--epochs", type=int, help="training epochs of each point (default: 3; explode recipe: 40)")
     sweep.add_argument("--output-dir", default=os.path.join("runs", "sweep"))
     sweep.add_argument("--data-dir", help="MNIST folder or .npz (else $MNIST_DATA_DIR, keras cache, download)")
@@ -103,13 +106,14 @@ def _items(text: str) -> List[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def _numbers(text: str, flag: str) -> str:
-    """``"0.5, 1"`` -> ``"[0.5, 1]"`` (a TOML list for ``--set``); anything not a number is a one-line error."""
+def _numbers(text: str, flag: str, kind: type = float) -> str:
+    """``"0.5, 1"`` -> ``"[0.5, 1]"`` (a TOML list for ``--set``); anything not a number (of ``kind``) is a one-line error."""
     for item in _items(text):
         try:
-            float(item)
+            kind(item)
         except ValueError:
-            raise ConfigError(f"{flag} takes comma-separated numbers; {item!r} is not one") from None
+            what = "whole numbers" if kind is int else "numbers"
+            raise ConfigError(f"{flag} takes comma-separated {what}; {item!r} is not one") from None
     return f"[{', '.join(_items(text))}]"
 
 
@@ -118,6 +122,8 @@ def grid_settings(args: argparse.Namespace) -> List[str]:
     strategies = _items(args.strategies)
     if not strategies:
         raise ConfigError("the sweep grid is empty: --strategies names no strategy; e.g. --strategies none,global_norm")
+    if args.seeds is not None and not _items(args.seeds):
+        raise ConfigError("--seeds names no seed; give comma-separated seeds, e.g. --seeds 0,1,2,3")
     thresholds = args.thresholds
     if thresholds is None:  # the recipe's, where a strategy reads a threshold
         thresholds = SWEEP_DEFAULTS[args.recipe]["thresholds"] if {"norm", "global_norm"} & set(strategies) else ""
@@ -126,6 +132,7 @@ def grid_settings(args: argparse.Namespace) -> List[str]:
         f"sweep.thresholds={_numbers(thresholds, '--thresholds')}",
         f"sweep.learning_rates={_numbers(args.learning_rates, '--learning-rates')}",
         f"sweep.divisors={_numbers(args.divisors, '--divisors')}",
+        f"sweep.seeds={_numbers(args.seeds or '', '--seeds', int)}",
     ]
 
 
@@ -153,7 +160,7 @@ def sweep(args: argparse.Namespace) -> int:
     with open(RunPaths.of(config.pipeline).summary) as f:
         summary = json.load(f)
     output_dir = config.pipeline.local_dir
-    figure = write_figure(summary["points"], os.path.join(output_dir, "sweep.png"))
+    figure = write_figure(summary["settings"], os.path.join(output_dir, "sweep.png"))
     print(f"report: {write_report(summary, args.recipe, figure, os.path.join(output_dir, 'report.md'))}\nfigure: {figure}")
     return 0
 

@@ -34,6 +34,7 @@ ALIASES = {
     "clip.strategy": "clip",
     "clip.threshold": "clip_at",
     "trainer.learning_rate": "lr",
+    "trainer.seed": "seed",
 }
 
 

@@ -97,13 +97,36 @@ def test_the_kubeflow_v2_spec_of_a_sweep_compiles_with_a_task_per_point():
                                                                              point.config.clip.threshold)
 
 
-def _result(name, accuracy, clipped):
-    return {"point": name, "eval_accuracy": accuracy, "gradient_report": {"clipped_fraction": clipped}}
+def test_seeds_train_each_setting_once_per_seed_with_node_ids_that_name_the_seed():
+    config = _config('sweep.strategies=["none", "global_norm"]', "sweep.thresholds=[0.5]", "sweep.seeds=[0, 3]")
+    points = sweep.points(config)
+    assert [(p.name, p.setting, p.config.trainer.seed) for p in points] == [
+        ("none-seed0", "none", 0), ("none-seed3", "none", 3),
+        ("global_norm-0.5-seed0", "global_norm-0.5", 0), ("global_norm-0.5-seed3", "global_norm-0.5", 3)]
+    ids = [c.id for c in create_pipeline(config).components]
+    assert sorted(i for i in ids if i.startswith("Trainer")) == sorted(f"Trainer.{p.name}" for p in points)
+    assert [p.name for p in sweep.points(_config(*GRID))] == ["none", "global_norm-0.25", "global_norm-1", "agc"]
 
 
-def test_the_best_point_has_the_highest_accuracy_and_ties_go_to_fewer_steps_clipped():
-    results = [_result("none", 0.97, 0.0), _result("global_norm-0.5", 0.98, 0.6), _result("global_norm-1", 0.98, 0.2),
-               _result("norm-1", None, 0.1), _result("agc", float("nan"), 0.0)]
-    assert sweep.best(results)["point"] == "global_norm-1"
-    assert sweep.best(results[:2])["point"] == "global_norm-0.5"
-    assert sweep.best(results[3:]) is None  # nothing evaluated: no best
+@pytest.mark.parametrize("settings,message", [
+    (["sweep.seeds=[0, 1, 0]"], "sweep.seeds has 0 twice; list each seed once"),
+    (["sweep.seeds=[0, -1]"], "sweep.seeds must all be >= 0 (got -1)"),
+    (["sweep.seeds=[0, 1.5]"], "sweep.seeds[1] must be a whole number, got 1.5"),
+    (['sweep.seeds=["one"]'], "sweep.seeds[0] must be a whole number, got 'one'"),
+    (["sweep.max_trainers=0"], "sweep.max_trainers must be >= 1 (got 0)"),
+    (["sweep.seeds=[0, 1, 2]", "sweep.max_trainers=11"],
+     "the sweep has 4 settings x 3 seed(s) = 12 Trainers, more than sweep.max_trainers = 11; shrink the grid"),
+])
+def test_bad_seeds_and_too_many_trainers_are_one_line_errors(settings, message):
+    with pytest.raises(ConfigError) as err:
+        _config(*GRID, *settings)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_default_cap_admits_the_explode_grid_over_four_seeds_and_refuses_beyond():
+    eight = ['sweep.strategies=["none", "global_norm", "percentile", "agc", "zclip"]', "sweep.thresholds=[1, 5, 15, 50]"]
+    assert len(sweep.points(_config(*eight, "sweep.seeds=[0, 1, 2, 3]"))) == 32
+    with pytest.raises(ConfigError, match="= 72 Trainers, more than sweep.max_trainers = 64"):
+        _config(*eight, "sweep.seeds=[0, 1, 2, 3, 4, 5, 6, 7, 8]")
+    with pytest.raises(ConfigError, match="sweep.seeds needs sweep.strategies"):
+        _config("sweep.seeds=[0, 1]")
