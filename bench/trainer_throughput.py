@@ -4,9 +4,11 @@ Same data (full MNIST train, /255), model (784-512-256-10), batch 128, SGD
 lr 0.01, MSE on one-hot labels, in one process. Prints steps/s and the
 ratios the telemetry issue sets as targets:
   (d) full telemetry >= 1.0 x (b) Keras fit,  >= 5 x (a) eager,  >= 0.9 x (c) ours, no telemetry;
-and the spike issue's: (e) zclip and (f) global_norm inside the spike guard >= 0.97 x (d).
-Usage: python -m bench.trainer_throughput [--steps N] [--rounds R] [--spike-only]
-(--spike-only: (d), (e) and (f) alone, for more rounds in the same time.)
+the spike issue's: (e) zclip and (f) global_norm inside the spike guard >= 0.97 x (d); the update
+telemetry's cost: (d) >= 0.97 x (g), (d) without the update norms (telemetry.updates = false); and what
+the gradient noise scale costs: (h), (d) with telemetry.noise_scale (the batch differentiated in halves).
+Usage: python -m bench.trainer_throughput [--steps N] [--rounds R] [--only spike|telemetry]
+(--only: (d) with (e) and (f), or with (g) and (h), alone, for more rounds in the same time.)
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import argparse
 import dataclasses
 import os
 import tempfile
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -79,12 +81,13 @@ def keras_fit(x: np.ndarray, y: np.ndarray, steps_per_execution: int) -> Callabl
     return run
 
 
-def our_loop(x: tf.Tensor, y: tf.Tensor, clip: ClipOptions, telemetry: bool, logdir: str) -> Callable[[int], None]:
-    """(c)-(f): components.trainer.loop with a clip strategy (inside its guards, as the Trainer builds
-    it), with or without telemetry."""
+def our_loop(x: tf.Tensor, y: tf.Tensor, clip: ClipOptions, telemetry: Optional[TelemetryOptions],
+             logdir: str) -> Callable[[int], None]:
+    """(c)-(g): components.trainer.loop with a clip strategy (inside its guards, as the Trainer builds
+    it), with telemetry (these options) or without (None)."""
     model = MLP((512, 256))
     strategy = clipping.make_strategy(clip)
-    writer = Telemetry(logdir, model.variable_names, TelemetryOptions()) if telemetry else None
+    writer = Telemetry(logdir, model.variable_names, telemetry) if telemetry else None
     # The Trainer's own optimizer, at a constant rate as Keras fit's (b) (so no schedule length).
     optimizer = make_optimizer(TrainerOptions(optimizer="sgd", learning_rate=LR, lr_schedule="constant"), total_steps=1)
     loop = TrainingLoop(model, optimizer, make_loss("mse"), strategy, writer, BATCH)
@@ -120,34 +123,48 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=450)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--spike-only", action="store_true", help="only (d), (e) and (f)")
+    parser.add_argument("--only", choices=("spike", "telemetry"), help="only (d), (e) and (f); or (d), (g) and (h)")
     args = parser.parse_args()
     images, labels = load_train()
     x, y = tf.constant(images), tf.constant(labels)
     steps = args.steps
     logdir = tempfile.mkdtemp(prefix="clipflow-bench-")
     keras_names = {spe: f"(b) keras fit, steps_per_execution={spe}" for spe in (1, 10, 50, 200)}
-    global_norm = ClipOptions(strategy="global_norm", threshold=CLIP)
+    global_norm, full = ClipOptions(strategy="global_norm", threshold=CLIP), TelemetryOptions()
+    d = {"(d) ours, global_norm clip, full telemetry": (our_loop(x, y, global_norm, full, logdir), steps)}
     spike_aware = {
-        "(d) ours, global_norm clip, full telemetry": (our_loop(x, y, global_norm, True, logdir), steps),
-        "(e) ours, zclip, full telemetry": (our_loop(x, y, ClipOptions(strategy="zclip"), True, logdir), steps),
+        "(e) ours, zclip, full telemetry": (our_loop(x, y, ClipOptions(strategy="zclip"), full, logdir), steps),
         "(f) ours, global_norm in the spike guard, full telemetry": (
-            our_loop(x, y, dataclasses.replace(global_norm, skip_spikes=True), True, logdir), steps),
+            our_loop(x, y, dataclasses.replace(global_norm, skip_spikes=True), full, logdir), steps),
     }
-    runs = spike_aware if args.spike_only else {
+    telemetry = {
+        "(g) ours, as (d) without the update norms": (
+            our_loop(x, y, global_norm, dataclasses.replace(full, updates=False), logdir), steps),
+        "(h) ours, as (d) with the gradient noise scale": (
+            our_loop(x, y, global_norm, dataclasses.replace(full, noise_scale=True), logdir), steps),
+    }
+    runs = {"spike": {**d, **spike_aware}, "telemetry": {**d, **telemetry}}.get(args.only) or {
         "(a) eager tutorial loop": (eager_tutorial(x, y), min(steps, 150)),
         **{name: (keras_fit(images, labels, spe), steps) for spe, name in keras_names.items()},
-        "(c) ours, no clip, no telemetry": (our_loop(x, y, ClipOptions(strategy="none"), False, logdir), steps),
-        **spike_aware,
+        "(c) ours, no clip, no telemetry": (our_loop(x, y, ClipOptions(strategy="none"), None, logdir), steps),
+        **d, **spike_aware, **telemetry,
     }
     rates = interleaved_rates(runs, args.rounds)
     print(f"{'variant':<56} {'steps/s':>9}")
     for name, rate in rates.items():
         print(f"{name:<56} {rate:9.1f}")
     d = rates["(d) ours, global_norm clip, full telemetry"]
-    print(f"\n(e)/(d) = {rates['(e) ours, zclip, full telemetry'] / d:.3f}  (target >= 0.97)")
-    print(f"(f)/(d) = {rates['(f) ours, global_norm in the spike guard, full telemetry'] / d:.3f}  (target >= 0.97)")
-    if args.spike_only:
+    print()
+    for ratio, name in (("(e)/(d)", "(e) ours, zclip, full telemetry"),
+                        ("(f)/(d)", "(f) ours, global_norm in the spike guard, full telemetry")):
+        if name in rates:
+            print(f"{ratio} = {rates[name] / d:.3f}  (target >= 0.97)")
+    g, h = rates.get("(g) ours, as (d) without the update norms"), rates.get("(h) ours, as (d) with the gradient noise scale")
+    if g:
+        print(f"(d)/(g) = {d / g:.3f}  (target >= 0.97: the update norms cost at most 3%)")
+    if h:
+        print(f"(h)/(d) = {h / d:.3f}  (what the gradient noise scale costs; no target)")
+    if args.only:
         return
     a = rates["(a) eager tutorial loop"]
     b = max(rates[name] for name in keras_names.values())  # Keras at its best steps_per_execution

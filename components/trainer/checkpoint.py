@@ -36,17 +36,19 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class History:
-    """Every step's loss and pre-clip global norm so far, on the host, and each rollback's
+    """Every step's loss, pre-clip global norm and update norm so far, on the host, and each rollback's
     (diverged at step, returned to step, batches skipped): the gradient report's input, and
     what a checkpoint carries so a resumed run reports on, and rolls back within, the whole of training."""
 
     losses: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
     norms: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
+    updates: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
     rollbacks: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 3), np.int64))
 
     def extended(self, result: "EpochResult") -> "History":
         return dataclasses.replace(self, losses=np.concatenate([self.losses, result.losses]),
-                                   norms=np.concatenate([self.norms, result.norms]))
+                                   norms=np.concatenate([self.norms, result.norms]),
+                                   updates=np.concatenate([self.updates, result.updates]))
 
     def rolled_back(self, at_step: int, to_step: int, skipped_batches: int) -> "History":
         return dataclasses.replace(self, rollbacks=np.concatenate([self.rollbacks, [[at_step, to_step, skipped_batches]]]))
@@ -56,7 +58,11 @@ class History:
 
     @classmethod
     def from_arrays(cls, arrays: Dict[str, np.ndarray]) -> "History":
-        return cls(**{key: arrays[key] for key in ("losses", "norms", "rollbacks") if key in arrays})
+        """A saved history; one saved before update norms were kept has them as NaN (not measured)."""
+        history = cls(**{key: arrays[key] for key in ("losses", "norms", "updates", "rollbacks") if key in arrays})
+        if "updates" not in arrays:
+            history = dataclasses.replace(history, updates=np.full(len(history.losses), np.nan, np.float32))
+        return history
 
 
 def _step_of(checkpoint_path: str) -> int:

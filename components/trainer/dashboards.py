@@ -19,12 +19,12 @@ from tensorboard.plugins.hparams import api_pb2 as hparams_api_pb2, metadata as 
 from tensorboard.plugins.hparams import summary_v2 as hp  # not .api: that imports TensorFlow into a CLI's start
 
 from components.trainer import tags
-from components.trainer.options import ClipOptions, unread_clip_settings
+from components.trainer.options import ClipOptions, TelemetryOptions, unread_clip_settings
 
 if TYPE_CHECKING:
     from components.trainer.report import GradientReport
 
-CLIPPING, PER_VARIABLE, TRAINING = "Clipping", "Per variable", "Training"
+CLIPPING, UPDATES, PER_VARIABLE, TRAINING = "Clipping", "Updates", "Per variable", "Training"
 NORMS_CHART = "global gradient norm: pre-clip, post-clip and the threshold"
 
 # The settings recorded per run, by their ``--set`` names (``pipeline.tools.tensorboard``
@@ -60,8 +60,9 @@ def _chart(title: str, *chart_tags: str) -> layout_pb2.Chart:
     return layout_pb2.Chart(title=title, multiline=layout_pb2.MultilineChartContent(tag=map(_whole_tag, chart_tags)))
 
 
-def clipping_layout(variable_names: Sequence[str], recent_window: int, clip: ClipOptions) -> layout_pb2.Layout:
-    """Clipping, then each variable's pre- and post-clip norms, then training curves.
+def clipping_layout(variable_names: Sequence[str], telemetry: TelemetryOptions, clip: ClipOptions) -> layout_pb2.Layout:
+    """Clipping, then the optimizer's updates (where ``telemetry.updates``) and the gradient noise scale
+    (where ``telemetry.noise_scale``), then each variable's pre- and post-clip norms, then training curves.
 
     Every run writes the same titles, so TensorBoard merges the runs' layouts
     into one set of charts with a line per run. What an adaptive strategy or
@@ -69,7 +70,7 @@ def clipping_layout(variable_names: Sequence[str], recent_window: int, clip: Cli
     in the runs that use it."""
     clipping = [
         _chart(NORMS_CHART, tags.PRE_CLIP, tags.POST_CLIP, tags.THRESHOLD),
-        _chart(f"how often clipping fires: fraction of steps so far, and of the last {recent_window}",
+        _chart(f"how often clipping fires: fraction of steps so far, and of the last {telemetry.clip_rate_window}",
                tags.CLIPPED_FRACTION, tags.CLIPPED_RECENT),
         _chart("clip scale factor (post-clip / pre-clip norm; 1 = untouched)", tags.SCALE),
     ]
@@ -89,16 +90,23 @@ def clipping_layout(variable_names: Sequence[str], recent_window: int, clip: Cli
                tags.variable_norm(name, tags.POST))
         for name in variable_names
     ]
+    updates = [] if not telemetry.updates else [
+        _chart("update norm: ||weights after - before|| over all variables (what the optimizer did, not the gradient)",
+               tags.UPDATE_NORM),
+        _chart("update-to-weight ratio over all variables: ||update|| / ||weights||", tags.UPDATE_RATIO),
+        *(_chart(f"{name}: update norm and update-to-weight ratio", tags.variable_update(name, "norm"),
+                 tags.variable_update(name, "ratio")) for name in variable_names),
+    ]
+    if telemetry.noise_scale:
+        updates.append(_chart("gradient noise scale B_simple (EMA) and the batch size: larger batches pay off "
+                              "below it", tags.NOISE_SCALE, tags.BATCH_SIZE))
     training = [
         _chart("loss (train per step, eval per epoch)", tags.LOSS),
         _chart("eval accuracy", tags.ACCURACY),
         _chart("learning rate", tags.LEARNING_RATE),
     ]
-    return layout_pb2.Layout(category=[
-        layout_pb2.Category(title=CLIPPING, chart=clipping),
-        layout_pb2.Category(title=PER_VARIABLE, chart=per_variable),
-        layout_pb2.Category(title=TRAINING, chart=training),
-    ])
+    categories = [(CLIPPING, clipping), (UPDATES, updates), (PER_VARIABLE, per_variable), (TRAINING, training)]
+    return layout_pb2.Layout(category=[layout_pb2.Category(title=t, chart=charts) for t, charts in categories if charts])
 
 
 def hparam_values(settings: Mapping[str, object]) -> Dict[str, object]:

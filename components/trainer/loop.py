@@ -28,6 +28,7 @@ import tensorflow as tf
 from components.common.typed import pick
 from components.trainer.clipping import ClipStrategy
 from components.trainer.model import MLP, NUM_CLASSES
+from components.trainer.noise_scale import NoiseScale
 from components.trainer.report import GradientReport
 from components.trainer.telemetry import Telemetry
 
@@ -62,6 +63,7 @@ class EpochResult:
 
     losses: np.ndarray
     norms: np.ndarray  # pre-clip global norm per step
+    updates: np.ndarray  # global norm of the update applied per step (0: none; NaN: not measured)
     stopped: bool  # too many consecutive non-finite steps
 
 
@@ -101,6 +103,10 @@ class TrainingLoop:
         self.last_finite_norms = tf.Variable(tf.zeros([len(self.variables)]), trainable=False, name="last_norms")
         # Clipped (1) or not (0), for the last clip_rate_window finite steps: a ring indexed by finite-step count.
         self.recent_clipped = tf.Variable(tf.zeros([clip_rate_window]), trainable=False, name="recent_clipped")
+        self.track_updates = telemetry is not None and telemetry.options.updates
+        self.noise = NoiseScale() if telemetry is not None and telemetry.options.noise_scale else None
+        # The noise scale's two batch sizes: each worker's share and the whole batch; in one process, its halves.
+        self.parts = 2 if self.noise is not None and self.distribution.num_replicas_in_sync == 1 else 1
 
     def _train_step(self, x: tf.Tensor, y: tf.Tensor, histograms: Optional[tf.Tensor]):
         """One step, traced without autograph: its branches are explicit ``tf.cond``s
@@ -108,17 +114,29 @@ class TrainingLoop:
         a large part of every Trainer run's trace, docs/benchmarks.md). ``histograms``:
         a bool tensor, or None where this trace never writes them."""
         learning_rate = self._learning_rate()  # before this step's update moves a schedule on
-        loss, grads = self._gradients(x, y)
+        loss, grads, (small_sq_sum, small_batches) = self._gradients(x, y)
         clipped, stats = self.strategy.apply(grads, self.variables, loss)
         applied = tf.logical_not(stats.skip)
         finite = tf.math.is_finite(stats.pre_global)
+        if self.noise is not None:
+            batch = tf.cast(tf.shape(y)[0], tf.float32)
+            self.noise.update(small_sq_sum / small_batches, tf.square(stats.pre_global), batch / small_batches, batch,
+                              finite)
+        no_update = tf.zeros([len(self.variables)])
 
-        def update() -> None:
+        def update() -> tf.Tensor:
+            before = [v.read_value() for v in self.variables] if self.track_updates else None
             self.distribution.run(self._apply, args=(clipped,))
             self.last_finite_norms.assign(stats.pre_norms)
             self.max_pre_clip_norms.assign(tf.maximum(self.max_pre_clip_norms, stats.pre_norms))
+            # What the optimizer did, whatever it is (Adam's step is not the gradient): the weights' change, its
+            # norm in one fused pass per variable (squared_difference; its sum); holding ``before`` costs a copy.
+            if before is None:
+                return no_update
+            return tf.sqrt(tf.stack([tf.reduce_sum(tf.math.squared_difference(v.read_value(), b))
+                                     for v, b in zip(self.variables, before)]))
 
-        tf.cond(applied, update, lambda: None)
+        updates = tf.cond(applied, update, lambda: no_update)
         clipped_now = tf.logical_and(applied, stats.scale < 1.0)
         self.clipped_steps.assign_add(tf.cast(clipped_now, tf.int64))
         self.nonfinite_steps.assign_add(tf.cast(tf.logical_not(finite), tf.int64))
@@ -138,39 +156,61 @@ class TrainingLoop:
                 self.step, loss, learning_rate, stats, self.clipped_steps, self.nonfinite_steps, self.skipped_spikes,
                 self.recent_clipped,
             )
+            if self.noise is not None:
+                self.telemetry.record_noise_scale(self.step, self.noise.value(), tf.shape(y)[0])
+            if self.track_updates:
+                weights = tf.sqrt(2.0 * tf.stack([tf.nn.l2_loss(v) for v in self.variables]))  # l2_loss: one fused pass
+                self.telemetry.record_updates(self.step, updates, weights, applied)
             if histograms is not None:
                 self.telemetry.record_histograms(
                     self.step, grads, clipped, self.variables, tf.logical_and(histograms, applied)
                 )
         self.step.assign_add(1)
-        return loss, stats.pre_global
+        return loss, stats.pre_global, tf.norm(updates) if self.track_updates else tf.constant(np.nan, tf.float32)
 
     def skipped_steps(self) -> tf.Tensor:
         """Steps that applied no update: non-finite ones and spikes."""
         return self.nonfinite_steps + self.skipped_spikes
 
     def _replica_gradients(self, x: tf.Tensor, y: tf.Tensor):
-        """In a replica: its share of the batch's mean loss, and that share's gradients."""
+        """In a replica: its share of the batch's mean loss and that share's gradients (summed over its
+        ``parts``, each differentiated apart: the same work as one pass); and, for the noise scale, the sum
+        over its non-empty parts of their own mean gradients' squared norms, and their count."""
         context = tf.distribute.get_replica_context()
         share = -(-tf.shape(y)[0] // context.num_replicas_in_sync)
         start = share * context.replica_id_in_sync_group
         xs, ys = x[start : start + share], y[start : start + share]
-        weight = tf.cast(tf.shape(ys)[0], tf.float32) / tf.cast(tf.shape(y)[0], tf.float32)  # 1 with one replica
-        with tf.GradientTape() as tape:
-            loss = tf.where(weight > 0, self.loss_fn(ys, self.model(xs)), 0.0) * weight
-        return loss, tape.gradient(loss, self.variables)
+        size = -(-tf.shape(ys)[0] // self.parts)
+        parts = [(xs, ys)] if self.parts == 1 else [(xs[i * size : (i + 1) * size], ys[i * size : (i + 1) * size])
+                                                    for i in range(self.parts)]
+        losses, part_grads, small_sq_sum, small_batches = [], [], 0.0, 0.0
+        for xp, yp in parts:
+            weight = tf.cast(tf.shape(yp)[0], tf.float32) / tf.cast(tf.shape(y)[0], tf.float32)  # 1: one replica, part
+            with tf.GradientTape() as tape:
+                losses.append(tf.where(weight > 0, self.loss_fn(yp, self.model(xp)), 0.0) * weight)
+            part_grads.append(tape.gradient(losses[-1], self.variables))
+            if self.noise is not None:  # the part's own mean gradient is its gradient / weight
+                squared = tf.add_n([tf.reduce_sum(tf.square(g)) for g in part_grads[-1]]) / tf.maximum(weight, 1e-12) ** 2
+                small_sq_sum += tf.where(weight > 0, squared, 0.0)
+                small_batches += tf.cast(weight > 0, tf.float32)
+        return tf.add_n(losses), [tf.add_n(list(g)) for g in zip(*part_grads)], small_sq_sum, small_batches
 
     def _all_reduced_gradients(self, x: tf.Tensor, y: tf.Tensor):
-        """In a replica: the whole batch's loss and gradients, the replicas' shares summed (what the clip sees)."""
-        loss, grads = self._replica_gradients(x, y)
-        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, [loss, *grads])
+        """In a replica: the whole batch's loss and gradients, the replicas' shares summed (what the clip sees),
+        and the noise scale's small-batch sums."""
+        loss, grads, small_sq_sum, small_batches = self._replica_gradients(x, y)
+        values = [loss, *grads] + ([small_sq_sum, small_batches] if self.noise is not None else [])
+        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, values)
 
     def _gradients(self, x: tf.Tensor, y: tf.Tensor):
-        """The batch's mean loss and its gradients, the same on every replica; as plain tensors."""
-        loss, *grads = self.distribution.experimental_local_results(
+        """The batch's mean loss and its gradients, the same on every replica, as plain tensors; and the noise
+        scale's (sum of the small batches' squared gradient norms, their count), (0, 1) without it."""
+        values = self.distribution.experimental_local_results(
             self.distribution.run(self._all_reduced_gradients, args=(x, y))
         )[0]
-        return loss, grads
+        count = len(self.variables)
+        small = tuple(values[count + 1 :]) if self.noise is not None else (0.0, 1.0)
+        return values[0], list(values[1 : count + 1]), small
 
     def _apply(self, clipped) -> None:
         """In a replica: the clipped gradient, already summed across replicas, applied as it is."""
@@ -199,19 +239,18 @@ class TrainingLoop:
         The loop ends early once the strategy says stop (too many non-finite
         steps in a row).
         """
-        loss, norm = self._train_step(*self._batch(images, labels, first), histograms)
-        losses = tf.TensorArray(tf.float32, size=0, dynamic_size=True).write(0, loss)
-        norms = tf.TensorArray(tf.float32, size=0, dynamic_size=True).write(0, norm)
+        values = self._train_step(*self._batch(images, labels, first), histograms)  # loss, norm, update norm
+        records = [tf.TensorArray(tf.float32, size=0, dynamic_size=True).write(0, value) for value in values]
 
-        def more(i, _losses, _norms):
+        def more(i, *_records):
             return tf.logical_and(i < count, tf.logical_not(self.halted))
 
-        def step(i, losses, norms):
-            loss, norm = self._train_step(*self._batch(images, labels, first + i), None)
-            return i + 1, losses.write(i, loss), norms.write(i, norm)
+        def step(i, *records):
+            values = self._train_step(*self._batch(images, labels, first + i), None)
+            return (i + 1, *(record.write(i, value) for record, value in zip(records, values)))
 
-        _, losses, norms = tf.while_loop(more, step, (tf.constant(1), losses, norms))
-        return losses.stack(), norms.stack()
+        _, *records = tf.while_loop(more, step, (tf.constant(1), *records))
+        return tuple(record.stack() for record in records)
 
     def _next_call(self, remaining: int, steps_per_call: int) -> tuple[int, bool]:
         """How many steps the next call runs, and whether it starts with histograms."""
@@ -233,17 +272,18 @@ class TrainingLoop:
         """One pass over the data in an order fixed by ``seed`` (so a resumed epoch
         sees the same batches), from batch ``first_batch``; the last batch may be
         smaller. ``after_call(next_batch, so_far)`` runs on the host after each call."""
-        result = EpochResult(np.zeros(0, np.float32), np.zeros(0, np.float32), False)
+        result = EpochResult(*(np.zeros(0, np.float32),) * 3, False)
         block_start = 0  # the epoch's index of the block's first batch: blocks hold whole batches
         for images, labels in split.epoch(seed, self.batch_size):
             num_batches = -(-int(images.shape[0]) // self.batch_size)
             first = max(first_batch - block_start, 0)
             while first < num_batches and not self.stopped:
                 count, histograms = self._next_call(num_batches - first, steps_per_call)
-                loss, norm = self.run_steps(images, labels, tf.constant(first), tf.constant(count), tf.constant(histograms))
+                loss, norm, update = self.run_steps(images, labels, tf.constant(first), tf.constant(count),
+                                                    tf.constant(histograms))
                 result = EpochResult(
                     np.concatenate([result.losses, loss.numpy()]), np.concatenate([result.norms, norm.numpy()]),
-                    self.stopped,
+                    np.concatenate([result.updates, update.numpy()]), self.stopped,
                 )
                 first += len(loss)
                 if after_call is not None:
@@ -258,6 +298,7 @@ class TrainingLoop:
         return GradientReport.build(
             pre_clip_norms=history.norms,
             losses=history.losses,
+            update_norms=history.updates,
             clipped_steps=int(self.clipped_steps.numpy()),
             nonfinite_steps=int(self.nonfinite_steps.numpy()),
             first_clipped_step=int(self.first_clipped_step.numpy()),
@@ -270,6 +311,8 @@ class TrainingLoop:
             resumed_from_step=resumed_from_step,
             skipped_spikes=int(self.skipped_spikes.numpy()),
             rollbacks=history.rollback_records(),
+            noise_scale=float(self.noise.value().numpy()) if self.noise is not None else None,
+            batch_size=self.batch_size,
         )
 
     def checkpoint_objects(self) -> dict:
@@ -284,6 +327,8 @@ class TrainingLoop:
         }
         if isinstance(self.strategy, tf.Module):  # a strategy with state (the non-finite guard, percentile)
             objects["strategy"] = self.strategy
+        if self.noise is not None:
+            objects["noise_scale"] = self.noise
         return objects
 
     @property

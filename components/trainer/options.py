@@ -108,6 +108,8 @@ class TelemetryOptions:
     histogram_every_n_steps: int = 100  # gradient and weight histograms cadence; 0 turns them off
     scalars: bool = True  # per-step scalars (loss, norms, clip scale, ...)
     clip_rate_window: int = 100  # clip/clipped_fraction_recent: the fraction of the last this many finite steps clipped
+    updates: bool = True  # per step, the update the optimizer applied: its norm and update-to-weight ratio
+    noise_scale: bool = False  # the gradient noise scale B_simple (components/trainer/noise_scale.py)
 
     def __post_init__(self) -> None:
         if self.clip_rate_window < 1:

@@ -16,6 +16,21 @@ import numpy as np
 import tensorflow as tf
 
 REPORT_FILE = "gradient_report.json"
+# A spike, for "which came first": a value above SPIKE_FACTOR x the median of the SPIKE_WINDOW values before it,
+# once SPIKE_MIN_HISTORY are known (early steps set no baseline).
+SPIKE_FACTOR, SPIKE_WINDOW, SPIKE_MIN_HISTORY = 5.0, 100, 10
+
+
+def first_spike(values: np.ndarray, measured: np.ndarray) -> Optional[int]:
+    """The first ``measured`` step whose value is not finite or is a spike over the finite values before it."""
+    history: List[float] = []
+    for step in np.flatnonzero(measured):
+        value = float(values[step])
+        if len(history) >= SPIKE_MIN_HISTORY and not value <= SPIKE_FACTOR * np.median(history[-SPIKE_WINDOW:]):
+            return int(step)
+        if math.isfinite(value):
+            history.append(value)
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +58,13 @@ class GradientReport:
     # Each rollback on divergence (trainer.on_divergence = "rollback"): the step training diverged at, the
     # step of the checkpoint it returned to, and the batches of data it skipped from there.
     rollbacks: List[Dict[str, int]] = dataclasses.field(default_factory=list)
+    # Which came first (SPIKE_FACTOR x the running median): the update the optimizer applied, or the loss.
+    # None: no spike, or (updates) not measured (telemetry.updates off).
+    first_update_spike_step: Optional[int] = None
+    first_loss_spike_step: Optional[int] = None
+    updates_measured: bool = False
+    noise_scale: Optional[float] = None  # B_simple at the end (EMA; telemetry.noise_scale), None if not measured
+    batch_size: Optional[int] = None
 
     @classmethod
     def build(
@@ -61,6 +83,9 @@ class GradientReport:
         resumed_from_step: Optional[int] = None,
         skipped_spikes: int = 0,
         rollbacks: Sequence[Dict[str, int]] = (),
+        update_norms: Optional[np.ndarray] = None,
+        noise_scale: Optional[float] = None,
+        batch_size: Optional[int] = None,
     ) -> "GradientReport":
         finite = pre_clip_norms[np.isfinite(pre_clip_norms)]
         finite_losses = losses[np.isfinite(losses)]
@@ -70,6 +95,8 @@ class GradientReport:
         if finite.size:
             p50, p90, p99 = (float(q) for q in np.percentile(finite, [50, 90, 99]))
             quantiles = {"p50": p50, "p90": p90, "p99": p99, "max": float(finite.max())}
+        updates = np.full(len(losses), np.nan, np.float32) if update_norms is None else update_norms
+        measured = ~np.isnan(updates)  # NaN: not measured; 0: a skipped step, which applied none
         return cls(
             steps=len(pre_clip_norms),
             max_pre_clip_norm=quantiles.get("max", math.nan),
@@ -93,6 +120,11 @@ class GradientReport:
             resumed_from_step=resumed_from_step,
             skipped_spikes=skipped_spikes,
             rollbacks=[dict(r) for r in rollbacks],
+            first_update_spike_step=first_spike(updates, measured & (updates > 0)),
+            first_loss_spike_step=first_spike(losses, np.ones(len(losses), bool)),
+            updates_measured=bool(measured.any()),
+            noise_scale=noise_scale if noise_scale is not None and math.isfinite(noise_scale) else None,
+            batch_size=batch_size,
         )
 
     def write(self, directory: str) -> str:
@@ -127,6 +159,10 @@ class GradientReport:
         for r in self.rollbacks:
             out.append(f"rolled back: diverged at step {r['at_step']}, returned to the checkpoint at step {r['to_step']}"
                        f" and skipped {r['skipped_batches']} batches")
+        if self.updates_measured:
+            out.append(self.spike_order())
+        if self.noise_scale is not None:
+            out.append(self.noise_line())
         if self.resumed_from_step is not None:
             out.append(f"resumed from the checkpoint at step {self.resumed_from_step}")
         if self.diverged_at_step is not None:
@@ -136,3 +172,23 @@ class GradientReport:
                 f"{self.first_nonfinite_step}; last finite pre-clip global norm {last:.3f})"
             )
         return out
+
+    def spike_order(self) -> str:
+        """Which spiked first, the update norm or the loss, in one line."""
+        rule = f"above {SPIKE_FACTOR:g}x the median of the {SPIKE_WINDOW} steps before"
+        update, loss = self.first_update_spike_step, self.first_loss_spike_step
+        if update is None and loss is None:
+            return f"spikes ({rule}): neither the update norm nor the loss"
+        where = {name: "never" if at is None else f"step {at}" for name, at in (("update", update), ("loss", loss))}
+        first = ("the same step" if update == loss else
+                 "the update norm first" if loss is None or (update is not None and update < loss) else "the loss first")
+        return f"first spike ({rule}): update norm at {where['update']}, loss at {where['loss']}: {first}"
+
+    def noise_line(self) -> str:
+        """The gradient noise scale against the batch size: what a larger batch would buy."""
+        ratio = self.noise_scale / self.batch_size if self.batch_size else math.nan
+        verdict = ("the batch is below it: a larger one would cut the steps needed nearly in proportion" if ratio > 2 else
+                   "the batch is well above it: a larger one would add little per step" if ratio < 0.5 else
+                   "the batch is near it: about where larger batches stop paying off")
+        return (f"gradient noise scale B_simple {self.noise_scale:.3g} at the end (McCandlish et al. 2018), batch "
+                f"{self.batch_size}: {verdict}")

@@ -181,7 +181,7 @@ def train(
         loop = build_loop(model, options, clip, telemetry, train_split.size, distribution)
     settings = flatten({**upstream_settings, "trainer": to_dict(options), "clip": to_dict(clip)})
     telemetry.record_start(
-        dashboards.clipping_layout(model.variable_names, telemetry_options.clip_rate_window, clip),
+        dashboards.clipping_layout(model.variable_names, telemetry_options, clip),
         dashboards.hparam_values(settings), name,
     )
     checkpointer = None

@@ -28,6 +28,10 @@ CLIPPED_RECENT = "clip/clipped_fraction_recent"  # of the last telemetry.clip_ra
 NONFINITE = "nonfinite/steps"  # count so far
 SKIPPED_SPIKES = "skip/spikes"  # steps a spike guard (clip.skip_spikes) skipped, so far
 ROLLBACKS = "rollback/count"  # rollbacks on divergence so far (trainer.on_divergence = "rollback")
+UPDATE_NORM = "update/norm"  # global norm of the update the optimizer applied (the weights' change, not the gradient)
+UPDATE_RATIO = "update/ratio"  # global ||update|| / ||weights after it||
+NOISE_SCALE = "noise/b_simple"  # the gradient noise scale B_simple (EMA), where telemetry.noise_scale
+BATCH_SIZE = "noise/batch_size"  # beside it: the batch this step trained on
 STRATEGY = "clip/"  # prefix of what a strategy or guard measures beyond the norms (ClipStats.extra): clip/zclip_z
 FINAL = "final/"  # prefix of the end-of-run values (HParams metrics)
 # Plugins of the records that describe a run rather than measure a step (the Clipping layout, HParams).
@@ -54,3 +58,8 @@ def gradient_histogram(variable: str, when: str) -> str:
 
 def weights_histogram(variable: str) -> str:
     return f"weights/{variable}"
+
+
+def variable_update(variable: str, what: str) -> str:
+    """``update/dense_0/kernel/norm`` (``what`` = "norm") or ``.../ratio``: one variable's update."""
+    return f"update/{variable}/{what}"

@@ -140,6 +140,31 @@ class Telemetry:
             # One branch for all of them: a cond per summary costs more than the writes.
             tf.cond(finite, finite_step_scalars, _nothing)
 
+    def record_updates(self, step: tf.Tensor, updates: tf.Tensor, weight_norms: tf.Tensor, applied: tf.Tensor) -> None:
+        """The update the optimizer applied at an applied step: per variable its norm ``updates[i]`` and its ratio
+        to the weights' norm after it, and both over all variables. (A skipped step applied none: not drawn.)"""
+        if not self.options.scalars:
+            return
+
+        def write() -> None:
+            ratios = updates / tf.maximum(weight_norms, 1e-12)  # zero-initialised biases: no ratio blow-up
+            write_scalar(tags.UPDATE_NORM, tf.norm(updates), step)
+            write_scalar(tags.UPDATE_RATIO, tf.norm(updates) / tf.maximum(tf.norm(weight_norms), 1e-12), step)
+            for i, name in enumerate(self.names):
+                write_scalar(tags.variable_update(name, "norm"), updates[i], step)
+                write_scalar(tags.variable_update(name, "ratio"), ratios[i], step)
+
+        with self.writer.as_default():
+            tf.cond(applied, write, _nothing)
+
+    def record_noise_scale(self, step: tf.Tensor, noise_scale: tf.Tensor, batch_size: tf.Tensor) -> None:
+        """The gradient noise scale so far (once it is known) and, to compare, the batch size."""
+        if not self.options.scalars:
+            return
+        with self.writer.as_default():
+            write_scalar(tags.BATCH_SIZE, batch_size, step)
+            tf.cond(tf.math.is_finite(noise_scale), lambda: write_scalar(tags.NOISE_SCALE, noise_scale, step), _nothing)
+
     @staticmethod
     def _write_threshold(threshold: tf.Tensor, step: tf.Tensor) -> None:
         """The clip threshold, where one applies: decided while tracing when the

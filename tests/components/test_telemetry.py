@@ -5,9 +5,10 @@ import tensorflow as tf
 
 from components.trainer.loop import make_loss
 from components.trainer.model import MLP
-from components.trainer.options import ClipOptions
+from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
+from components.trainer.run_fn import make_optimizer, train
 from pipeline.tools.events import read_run
-from tests.components.trainer_helpers import synthetic_split, tiny_run
+from tests.components.trainer_helpers import SIZE, synthetic_split, tiny_run
 
 VARIABLES = ["dense_0/kernel", "dense_0/bias", "dense_1/kernel", "dense_1/bias"]
 
@@ -145,3 +146,53 @@ def test_learning_rate_is_the_cosine_schedules_value_at_each_step(run):
     total = options.epochs  # one batch per epoch
     expected = [options.learning_rate * 0.5 * (1 + np.cos(np.pi * step / total)) for step in range(total)]
     np.testing.assert_allclose([rates[step] for step in range(total)], expected, rtol=1e-5, atol=1e-7)
+
+
+def test_update_norms_under_sgd_are_the_learning_rate_times_the_clipped_gradient(run):
+    """SGD without momentum moves the weights by exactly lr x the clipped gradient (lr: the schedule's value at
+    the step): the logged change says so."""
+    logdir, _, _ = run
+    events = read_run(logdir)
+    for step in range(12):
+        rate, post = float(events["learning_rate"][step]), float(events["grad_norm/post_clip"][step])
+        assert float(events["update/norm"][step]) == pytest.approx(rate * post, rel=2e-3), step
+        for name in VARIABLES:
+            expected = rate * float(events[f"grad_norm/{name}/post_clip"][step])
+            assert float(events[f"update/{name}/norm"][step]) == pytest.approx(expected, rel=2e-3, abs=1e-7)
+
+
+def test_update_norms_and_ratios_under_adam_equal_the_weights_change_computed_apart(tmp_path):
+    """Adam's update is not the gradient: replayed with the same optimizer from the same weights, step by step."""
+    options = TrainerOptions(hidden_units=(16,), optimizer="adam", learning_rate=0.01, lr_schedule="constant",
+                             loss="mse", epochs=5, batch_size=SIZE, steps_per_call=2, seed=4)
+    split = synthetic_split()
+    train(split, synthetic_split(1), str(tmp_path), options, ClipOptions(strategy="none"),
+          TelemetryOptions(histogram_every_n_steps=0))
+    events = read_run(str(tmp_path))
+    model = MLP(options.hidden_units, options.init, options.seed)
+    optimizer, loss_fn = make_optimizer(options, 5), make_loss("mse")
+    for step in range(5):  # the full batch each step: the order of the records does not matter
+        before = [v.numpy() for v in model.variables_in_order]
+        with tf.GradientTape() as tape:
+            loss = loss_fn(split.labels, model(split.images))
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.variables_in_order), model.variables_in_order))
+        after = [v.numpy() for v in model.variables_in_order]
+        change = [np.linalg.norm(a - b) for a, b in zip(after, before)]
+        assert float(events["update/norm"][step]) == pytest.approx(np.sqrt(np.sum(np.square(change))), rel=1e-3)
+        global_weights = np.sqrt(sum(np.sum(np.square(a)) for a in after))
+        assert float(events["update/ratio"][step]) == pytest.approx(np.linalg.norm(change) / global_weights, rel=1e-3)
+        for name, delta, weights in zip(VARIABLES, change, after):
+            assert float(events[f"update/{name}/norm"][step]) == pytest.approx(delta, rel=1e-3), (step, name)
+            assert float(events[f"update/{name}/ratio"][step]) == pytest.approx(
+                delta / max(np.linalg.norm(weights), 1e-12), rel=1e-3), (step, name)
+    # Adam's first step moves each weight by about the learning rate, whatever its gradient's size.
+    assert float(events["update/dense_0/kernel/norm"][0]) == pytest.approx(0.01 * np.sqrt(784 * 16), rel=0.05)
+
+
+def test_updates_off_writes_none_and_the_report_says_nothing_of_them(tmp_path):
+    options = TrainerOptions(hidden_units=(16,), optimizer="sgd", learning_rate=0.1, loss="mse", epochs=3,
+                             batch_size=SIZE, steps_per_call=2, seed=3)
+    _, report = train(synthetic_split(), synthetic_split(1), str(tmp_path), options, ClipOptions(),
+                      TelemetryOptions(histogram_every_n_steps=0, updates=False))
+    assert not any(tag.startswith("update/") for tag in read_run(str(tmp_path)))
+    assert not report.updates_measured and not any(line.startswith(("first spike", "spikes")) for line in report.lines())

@@ -3,6 +3,8 @@ slice of real MNIST with the Trainer's own ``train``, under the strategy ``TF_CO
 when unset), and saves its final weights as ``<out>/weights-<task>.npz``.
 
 Usage: python -m tests.e2e.distributed_worker DATA_DIR OUT_DIR {after|before|resumable|streamed|spike}
+``after``: with the gradient noise scale on (telemetry.noise_scale): two workers estimate it from their
+shares and the global batch, one process from the batch's halves, the same two batch sizes.
 ``before``: each worker clips its own share of the batch before the shares are summed, the mistake
 the Trainer avoids; the test checks that it gives another model (so the test can fail).
 ``resumable``: 30 epochs (240 steps), a checkpoint every 8 steps under ``OUT_DIR/checkpoints``.
@@ -45,7 +47,7 @@ def split(data_dir: str, prefix: str, size: int):
 
 
 def clip_each_share_then_sum(loop: TrainingLoop, x, y):
-    loss, grads = loop._replica_gradients(x, y)  # noqa: SLF001  (the variant replaces this one step)
+    loss, grads, *_ = loop._replica_gradients(x, y)  # noqa: SLF001  (the variant replaces this one step)
     grads, _ = tf.clip_by_global_norm(grads, CLIP.threshold)
     return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, [loss, *grads])
 
@@ -55,6 +57,7 @@ def main() -> None:
     if variant == "before":
         TrainingLoop._all_reduced_gradients = clip_each_share_then_sum  # noqa: SLF001
     options, checkpoints, clip = OPTIONS, None, CLIP
+    telemetry = TelemetryOptions(histogram_every_n_steps=0, noise_scale=variant == "after")
     train_split = split(data_dir, "train", TRAIN)
     if variant == "resumable":
         options = dataclasses.replace(OPTIONS, epochs=30, checkpoint_every_n_steps=8)
@@ -66,7 +69,7 @@ def main() -> None:
         clip = dataclasses.replace(CLIP, skip_spikes=True, spike_window=4)
         train_split = SpikedSplit(train_split, seed=OPTIONS.seed, batch=6)
     model, report = train(train_split, split(data_dir, "t10k", EVAL), os.path.join(out_dir, "logs"),
-                          options, clip, TelemetryOptions(histogram_every_n_steps=0), checkpoints, distribution=DISTRIBUTION)
+                          options, clip, telemetry, checkpoints, distribution=DISTRIBUTION)
     kind, index = distribute.task()
     np.savez(os.path.join(out_dir, f"weights-{kind}-{index}.npz"), *[v.numpy() for v in model.variables_in_order])
     with open(os.path.join(out_dir, f"report-{kind}-{index}.json"), "w") as f:

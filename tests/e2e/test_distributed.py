@@ -117,6 +117,22 @@ def test_the_chief_logs_the_norms_of_the_summed_gradient(runs):
         assert len(glob.glob(str(runs / "two" / "logs" / run / "events.out.tfevents.*"))) == 1
 
 
+def test_one_process_and_two_workers_measure_the_same_gradient_noise_scale(runs):
+    """One process from its batch's halves, two workers from their shares before the all-reduce: the same two
+    batch sizes (64 and 128), so the same estimate; the issue asks for agreement within x1.5."""
+    reports = {}
+    for run in ("single", "two"):
+        with open(runs / run / "report-worker-0.json") as f:
+            reports[run] = json.load(f)
+    single, two = reports["single"]["noise_scale"], reports["two"]["noise_scale"]
+    assert single is not None and single > 0 and two is not None
+    assert 1 / 1.5 < two / single < 1.5
+    assert two == pytest.approx(single, rel=1e-3)  # in fact the same: the same halves, summed in another order
+    logged = {run: read_run(str(runs / run / "logs"))["noise/b_simple"] for run in ("single", "two")}
+    assert sorted(logged["two"]) == sorted(logged["single"])
+    assert float(logged["two"][7]) == pytest.approx(two, rel=1e-5)
+
+
 def test_clipping_each_workers_share_before_the_sum_is_another_algorithm(runs):
     single, before = weights(runs / "single" / "weights-worker-0.npz"), weights(runs / "before" / "weights-worker-0.npz")
     assert max(np.abs(a - b).max() for a, b in zip(single, before)) > 1e-3

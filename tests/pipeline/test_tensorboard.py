@@ -67,7 +67,7 @@ def test_scalars_and_histograms_pre_and_post_clip(board):
 def test_clipping_dashboard_comes_first_and_every_chart_shows_data(board):
     board, _ = board
     layout = board.layout()
-    assert [c["title"] for c in layout["category"]] == ["Clipping", "Per variable", "Training"]
+    assert [c["title"] for c in layout["category"]] == ["Clipping", "Updates", "Per variable", "Training"]
     runs = board.get("data/runs")
     for category in layout["category"]:
         for chart in category["chart"]:
@@ -112,8 +112,14 @@ def test_two_runs_give_one_merged_layout(board):
         for regex in chart["multiline"]["tag"]:
             matched.update(board.matching_tags(f"{UNCLIPPED}/train", regex))
         assert set(matched) == {f"grad_norm/{variable}/pre_clip", f"grad_norm/{variable}/post_clip"}
+    updates = charts(layout, "Updates")
+    for chart, variable in zip(updates[2:], VARIABLES):
+        matched = {}
+        for regex in chart["multiline"]["tag"]:
+            matched.update(board.matching_tags(f"{UNCLIPPED}/train", regex))
+        assert set(matched) == {f"update/{variable}/norm", f"update/{variable}/ratio"}
     titles = [c["title"] for category in layout["category"] for c in category["chart"]]
-    assert len(titles) == len(set(titles)) == 3 + 4 + 4
+    assert len(titles) == len(set(titles)) == 4 + (2 + 4) + 4 + 3  # clipping, updates, per variable, training
 
 
 def test_hparams_table_lists_both_runs_with_settings_and_results(board):
