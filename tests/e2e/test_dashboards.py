@@ -80,7 +80,7 @@ def test_hparams_rows_equal_the_runs_summaries(served):
 def test_clipping_dashboard_merges_both_runs(served):
     board, runs, _ = served
     layout = board.layout()
-    assert [c["title"] for c in layout["category"]] == ["Clipping", "Per variable", "Training"]
+    assert [c["title"] for c in layout["category"]] == ["Clipping", "Updates", "Per variable", "Training"]
     norms = charts(layout, "Clipping")[0]
     matched = {}
     for name in runs:
