@@ -116,7 +116,7 @@ def test_each_setting_over_seeds_and_the_verdict_follow_from_the_trainers_own_nu
     other = next(s for s in SETTINGS if s != top)
     p_value = stats.ttest_ind(accuracies[top], accuracies[other], equal_var=False).pvalue
     assert first["verdict"]["p_values"] == {other: pytest.approx(p_value, rel=1e-6)}
-    assert first["verdict"]["winner"] is (p_value < 0.05)
+    assert first["verdict"]["winner"] is bool(p_value < 0.05)
     sentence = first["verdict"]["sentence"]
     assert f"**Verdict: {sentence}.**" in report and f"verdict: {sentence}" in stdout
     assert "Welch's t-test (two-sided, p < 0.05)" in sentence
@@ -136,8 +136,8 @@ def test_every_point_and_seed_is_a_row_of_the_hparams_table_with_its_name_as_tri
     output_dir, _, _, added, _ = swept
     runs, spec = prepare(output_dir)
     board = Board.start(spec)
-    names = {point["point"]: (f"clip={point['strategy']}" + (f" clip_at={point['threshold']:g}" if point["threshold"] else "")
-                              + f" seed={point['seed']}") for point in added["points"]}
+    names = {point["point"]: (f"seed={point['seed']} clip={point['strategy']}"  # in data-flow order: trainer, clip
+                              + (f" clip_at={point['threshold']:g}" if point["threshold"] else "")) for point in added["points"]}
     assert len(names) == len(POINTS) + len(ADDED)
     board.wait_for(f"{name}/train" for name in names.values())
     sessions = board.sessions()
