@@ -158,7 +158,7 @@ class TrainingLoop:
             )
             if self.noise is not None:
                 self.telemetry.record_noise_scale(self.step, self.noise.value(), tf.shape(y)[0])
-            if self.track_updates:
+            if self.track_updates and self.telemetry.options.scalars:  # the ratios need the weights' norms
                 weights = tf.sqrt(2.0 * tf.stack([tf.nn.l2_loss(v) for v in self.variables]))  # l2_loss: one fused pass
                 self.telemetry.record_updates(self.step, updates, weights, applied)
             if histograms is not None:

@@ -10,6 +10,7 @@ import os
 import statistics
 from typing import Any, Dict, List, Optional, Sequence
 
+from pipeline.config import is_uri
 from pipeline.tools import figures
 
 SETTING_COLUMNS = (
@@ -182,4 +183,4 @@ def _verdict_lines(verdict: Dict[str, Any]) -> List[str]:
 
 def _relative(path: Optional[str], output_dir: str) -> str:
     """``path`` as seen from the output directory (the report's folder), so a report shows no machine's paths."""
-    return os.path.relpath(path, output_dir) if path and not path.startswith(("gs://", "s3://")) else str(path)
+    return os.path.relpath(path, output_dir) if path and not is_uri(path) else str(path)
