@@ -193,6 +193,8 @@ class TrainingLoop:
                 squared = tf.add_n([tf.reduce_sum(tf.square(g)) for g in part_grads[-1]]) / tf.maximum(weight, 1e-12) ** 2
                 small_sq_sum += tf.where(weight > 0, squared, 0.0)
                 small_batches += tf.cast(weight > 0, tf.float32)
+        if self.parts == 1:  # the default: no sums to form on the training step
+            return losses[0], part_grads[0], small_sq_sum, small_batches
         return tf.add_n(losses), [tf.add_n(list(g)) for g in zip(*part_grads)], small_sq_sum, small_batches
 
     def _all_reduced_gradients(self, x: tf.Tensor, y: tf.Tensor):
