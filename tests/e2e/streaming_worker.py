@@ -22,11 +22,11 @@ def peak_rss_mib() -> float:
 
 
 def main() -> None:
-    transform_dir, train_file, eval_file, budget, logdir = sys.argv[1:6]
+    transform_dir, train_file, eval_file, budget, epochs, logdir = sys.argv[1:7]
     transform_output = tft.TFTransformOutput(transform_dir)
     with data.open_split([train_file], transform_output, int(budget)) as train_split, \
             data.open_split([eval_file], transform_output, 2**30) as eval_split:
-        _, report = train(train_split, eval_split, logdir, TrainerOptions(epochs=1), ClipOptions(),
+        _, report = train(train_split, eval_split, logdir, TrainerOptions(epochs=int(epochs)), ClipOptions(),
                           TelemetryOptions(histogram_every_n_steps=0))
         mode = type(train_split).__name__
     print(json.dumps({"mode": mode, "records": train_split.size, "peak_rss_mib": peak_rss_mib(),
