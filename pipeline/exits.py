@@ -6,13 +6,12 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import re
 import signal
 import sys
 import threading
 from typing import Any, Callable, NoReturn, Optional
 
-from components.common.errors import ClipflowError
+from components.common.errors import ClipflowError, first_line
 from pipeline.config import EMBEDDED_RUNNERS, PipelineConfig
 from pipeline.paths import RunPaths
 
@@ -21,7 +20,6 @@ RESUME_HINT = (
     "Run the same command again to resume: finished components are reused from the cache "
     "and the Trainer continues from its last checkpoint."
 )
-BEAM_CONTEXT = re.compile(r" \[while running '[^']*'\]")
 INTERRUPTED, TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM  # the exit statuses shells give these signals
 
 
@@ -33,11 +31,6 @@ class Terminated(KeyboardInterrupt):
 def _raise_terminated(_signum, _frame) -> NoReturn:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
     raise Terminated()
-
-
-def one_line(err: Exception) -> str:
-    """The error's own message, without the step names Beam appends."""
-    return BEAM_CONTEXT.sub("", str(err)).strip()
 
 
 class RunFailed(Exception):
@@ -66,11 +59,10 @@ def attributed(config: PipelineConfig, log_file: Optional[str], work: Callable[[
         raise
     except Exception as err:
         logging.getLogger(__name__).error("the run failed", exc_info=err)
-        message = one_line(err)
-        first = message.splitlines()[0][:300] if message else ""
         where = failed_component(config) if config.pipeline.runner in EMBEDDED_RUNNERS else None
+        what = where or f"the {config.pipeline.runner} runner"
         raise RunFailed(
-            f"{where or 'the ' + config.pipeline.runner + ' runner'} failed: {type(err).__name__}: {first}; "
+            f"{what} failed: {type(err).__name__}: {first_line(err)[:300]}; "
             f"the traceback is in {log_file or 'the log'} (--debug shows it here)"
         ) from err
 
@@ -86,7 +78,7 @@ def report_user_errors(debug: bool, work: Callable[[], int]) -> int:
     except ClipflowError as err:
         if debug:
             raise
-        print(f"clipflow: error: {one_line(err)}", file=sys.stderr)
+        print(f"clipflow: error: {first_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:
         terminated = isinstance(stop, Terminated)
@@ -101,7 +93,7 @@ def report_user_errors(debug: bool, work: Callable[[], int]) -> int:
         if debug:
             raise
         logging.getLogger(__name__).error("unexpected error", exc_info=err)
-        print(f"clipflow: failed: unexpected {type(err).__name__}: {one_line(err)[:300]}; --debug shows the traceback",
+        print(f"clipflow: failed: unexpected {type(err).__name__}: {first_line(err)[:300]}; --debug shows the traceback",
               file=sys.stderr)
         return FAILED
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from components.common.errors import first_line
 from components.common.signals import stops_deferred
 
 if TYPE_CHECKING:
@@ -158,7 +159,7 @@ class Checkpointer:
             except (tf.errors.OpError, IndexError, ValueError, KeyError, OSError, EOFError) as err:
                 older = candidates.index(path) > 0
                 message = (f"Trainer: the checkpoint at step {_step_of(path)} cannot be read ({type(err).__name__}: "
-                           f"{str(err).splitlines()[0] if str(err) else ''}); "
+                           f"{first_line(err)}); "
                            + ("trying the one before it" if older else "training afresh"))
                 log.warning(message)
                 print(message, flush=True)

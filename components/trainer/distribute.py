@@ -17,6 +17,7 @@ import tempfile
 
 import tensorflow as tf
 
+from components.common.errors import first_line
 from components.trainer import tf_config
 
 
@@ -61,9 +62,8 @@ class LostWorker(RuntimeError):
 def lost_worker(err: Exception) -> LostWorker:
     """What a survivor says when a collective op fails because a peer is gone (TensorFlow aborts
     collectives within seconds of a lost connection, and its health check within a minute)."""
-    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return LostWorker(
-        f"a worker of the training cluster stopped ({type(err).__name__}: {first}); start every worker "
+        f"a worker of the training cluster stopped ({type(err).__name__}: {first_line(err)}); start every worker "
         "again: each resumes from the newest checkpoint all of them have"
     )
 

@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any, Dict
 
-from components.common.errors import ConfigError
+from components.common.errors import ConfigError, first_line
 from pipeline.config import PipelineConfig
 from pipeline import fingerprint
 from pipeline.pipeline import COMPONENT_CODE, SCHEMA_PATH, create_pipeline
@@ -66,9 +66,8 @@ def submit_to_vertex(config: PipelineConfig, spec_file: str) -> str:
         )
         job.submit(service_account=settings.service_account or None)
     except (GoogleAuthError, GoogleAPIError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(
-            f"Vertex AI refused the submission ({first_line}); the compiled spec is at {spec_file}: "
+            f"Vertex AI refused the submission ({first_line(err)}); the compiled spec is at {spec_file}: "
             "check the credentials (gcloud auth application-default login), --project and --region"
         ) from None
     return job.resource_name

@@ -32,3 +32,14 @@ def test_a_profiled_run_exits_normally_so_the_profile_is_written(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert profile.stat().st_size > 0
+
+
+def test_an_unexpected_error_with_a_message_of_many_lines_is_still_one_line(capsys):
+    from pipeline.exits import FAILED, report_user_errors  # noqa: PLC0415
+
+    def work() -> int:
+        raise RuntimeError("first line of it\nsecond line\nthird line")
+
+    assert report_user_errors(debug=False, work=work) == FAILED
+    assert capsys.readouterr().err.splitlines() == [
+        "clipflow: failed: unexpected RuntimeError: first line of it; --debug shows the traceback"]
