@@ -1,7 +1,7 @@
 # The image a compiled KFP v2 / Vertex AI pipeline runs (--runner kubeflow-v2 --image ...).
 # Python 3.10 plus this project, installed with the same pinned constraints as the local venv,
 # and the kfp extra (the PipelineSpec protos TFX's container entrypoint reads).
-# Not built on the project's machines (no Docker engine there); see README, "Kubeflow Pipelines v2 / Vertex AI".
+# Not built on the project's machines (no Docker engine there); see docs/runners.md, "Kubeflow Pipelines v2 / Vertex AI".
 FROM python:3.10.13-slim
 
 # The compiled spec names files under this folder (pipeline/runners/kubeflow_v2.py: IMAGE_PROJECT_ROOT).

@@ -126,7 +126,7 @@ class PipelineConfig:
         if self.trainer.workers > 1 and self.pipeline.runner != "kubeflow-v2":
             raise ConfigError(
                 f"trainer.workers = {self.trainer.workers} runs the Trainer on Vertex AI Training worker pools: "
-                "add --runner kubeflow-v2 (a cluster of your own sets TF_CONFIG instead; README, \"Scaling out\")"
+                "add --runner kubeflow-v2 (a cluster of your own sets TF_CONFIG instead; docs/scaling.md)"
             )
         if self.trainer.workers > 1 and not (self.kubeflow.project and self.kubeflow.region):
             raise ConfigError(

@@ -5,7 +5,7 @@ from the TOML file named by ``$CLIPFLOW_CONFIG`` (optional) and the data from
 ``data.data_dir`` or ``$MNIST_DATA_DIR``, as for ``python -m pipeline.run``.
 ML Metadata is SQLite in ``pipeline.local_dir``, as with the local runner.
 Airflow lives in its own environment (``make airflow``): it cannot share the
-main one's pins (README, "Airflow").
+main one's pins (docs/runners.md, "Airflow").
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 TensorBoard is a JavaScript app whose dashboards render inside shadow DOM,
 so neither a plain HTTP fetch nor ``chromium --dump-dom`` sees their text;
 reading it from the live page does. Used to check the dashboards as a user
-sees them and to make the README's screenshots. Needs Debian's ``chromium``.
+sees them and to make the docs' screenshots. Needs Debian's ``chromium``.
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ def pyplot():
 
 
 def save(fig, path: str) -> str:
-    """Writes the figure (110 dpi, the size the README shows) and frees it; returns ``path``."""
+    """Writes the figure (110 dpi, the size the docs show) and frees it; returns ``path``."""
     fig.savefig(path, dpi=110)
     pyplot().close(fig)
     return path

@@ -1,4 +1,4 @@
-"""``python -m pipeline.tools.screenshots``: the README's TensorBoard pictures, from a real TensorBoard.
+"""``python -m pipeline.tools.screenshots``: the docs' TensorBoard pictures, from a real TensorBoard.
 
 Runs the exploding-gradient experiment (clipping off vs on) on the first
 images of real MNIST for two epochs, so that the whole story (the unclipped
