@@ -14,7 +14,7 @@ import tensorflow_model_analysis as tfma
 from components.evaluator.eval_config import ACCURACY_METRIC
 from components.trainer.report import GradientReport
 from components.validation.health import PROBLEMS_PROPERTY
-from components.trainer.options import STRATEGY_SETTINGS
+from components.trainer.options import reads_threshold
 from pipeline import metadata, outputs, sweep, verdict
 from pipeline.config import PipelineConfig
 from pipeline.paths import RunPaths
@@ -84,7 +84,7 @@ def point_results(store, by_node: Dict[str, metadata.NodeExecution], config: Pip
             "setting": point.setting,
             "seed": point.config.trainer.seed,
             "strategy": clip.strategy,
-            "threshold": clip.threshold if "threshold" in STRATEGY_SETTINGS[clip.strategy] else None,
+            "threshold": clip.threshold if reads_threshold(clip.strategy) else None,
             "learning_rate": point.config.trainer.learning_rate,
             "divisor": point.config.transform.divisor,
             **training_result(store, by_node, point.trainer_id, point.evaluator_id, missing),

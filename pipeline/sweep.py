@@ -17,7 +17,7 @@ import itertools
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from components.common.errors import ConfigError
-from components.trainer.options import RENAMED_STRATEGIES, STRATEGY_SETTINGS
+from components.trainer.options import STRATEGIES, check_strategy, reads_threshold
 
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
@@ -40,18 +40,16 @@ class SweepSettings:
             if getattr(self, axis) and not self.strategies:
                 raise ConfigError(f"sweep.{axis} needs sweep.strategies, the strategies to sweep; e.g. [\"global_norm\"]")
         for strategy in self.strategies:
-            if strategy in RENAMED_STRATEGIES:
-                raise ConfigError(f"sweep.strategies: {strategy!r} is renamed: use {RENAMED_STRATEGIES[strategy]}")
-            if strategy not in STRATEGY_SETTINGS:
-                raise ConfigError(f"unknown strategy {strategy!r} in sweep.strategies; known: {', '.join(STRATEGY_SETTINGS)}")
+            check_strategy(strategy, "sweep.strategies")
         for axis, valid, expected in (("thresholds", lambda v: v > 0, "> 0; e.g. [0.25, 0.5, 1.0]"),
                                       ("learning_rates", lambda v: v > 0, "> 0; e.g. [0.001, 0.003]"),
                                       ("divisors", lambda v: v != 0, "non-zero; e.g. [50, 255]")):
             for value in getattr(self, axis):
                 if not valid(value):
                     raise ConfigError(f"sweep.{axis} must all be {expected} (got {value:g})")
-        if self.thresholds and not any("threshold" in STRATEGY_SETTINGS[s] for s in self.strategies):
-            raise ConfigError("sweep.thresholds: none of sweep.strategies reads a threshold (norm and global_norm do)")
+        if self.thresholds and not any(reads_threshold(s) for s in self.strategies):
+            readers = " and ".join(name for name in STRATEGIES if reads_threshold(name))
+            raise ConfigError(f"sweep.thresholds: none of sweep.strategies reads a threshold ({readers} do)")
         self._check_seeds()
         if self.max_trainers < 1:
             raise ConfigError(f"sweep.max_trainers must be >= 1 (got {self.max_trainers})")
@@ -94,7 +92,7 @@ def points(config: "PipelineConfig") -> List[Point]:
         raise ConfigError(f"sweep.divisors need transform.mode = \"divide\" (got {config.transform.mode!r})")
     settings: Dict[str, "PipelineConfig"] = {}
     for strategy in sweep.strategies:
-        thresholds = (sweep.thresholds or (config.clip.threshold,)) if "threshold" in STRATEGY_SETTINGS[strategy] else (None,)
+        thresholds = (sweep.thresholds or (config.clip.threshold,)) if reads_threshold(strategy) else (None,)
         for threshold, rate, divisor in itertools.product(thresholds, sweep.learning_rates or (None,), sweep.divisors or (None,)):
             name = "-".join([strategy, *_part("", threshold), *_part("lr", rate), *_part("div", divisor)])
             if name in settings:

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Protocol, Sequence, Tuple
+from typing import List, Mapping, NamedTuple, Optional, Protocol, Sequence, Tuple
 
 import tensorflow as tf
 
-from components.common.typed import pick
-from components.trainer.options import ClipOptions
+from components.trainer.options import STRATEGIES, ClipOptions, check_strategy
 
 Grads = List[tf.Tensor]
 
@@ -342,22 +341,18 @@ class SkipOnSpike(tf.Module):
                                        stop=tf.logical_or(stats.stop, self.in_a_row >= self.max_in_a_row), extra=extra)
 
 
-# Strategy name -> its constructor from the options (the names ClipOptions accepts: options.STRATEGY_SETTINGS).
-STRATEGIES: Dict[str, Callable[[ClipOptions], ClipStrategy]] = {
-    "none": lambda o: NoClip(),
-    "value": lambda o: ClipByValue(o.lo, o.hi),
-    "norm": lambda o: ClipByNorm(o.threshold),
-    "global_norm": lambda o: ClipByGlobalNorm(o.threshold),
-    "percentile": lambda o: PercentileClip(o.percentile, o.window),
-    "agc": lambda o: UnitwiseAdaptiveClip(o.ratio, o.eps),
-    "zclip": lambda o: ZClip(o.alpha, o.z_threshold, o.warmup_steps, o.first_step_scale),
-}
+def build(options: ClipOptions) -> ClipStrategy:
+    """The bare strategy ``clip.strategy`` names (options.STRATEGIES): its class here, given the settings it
+    reads as its constructor's arguments."""
+    check_strategy(options.strategy, "clip.strategy")  # again: options can be made past their own check
+    spec = STRATEGIES[options.strategy]
+    return globals()[spec.implementation](**{name: getattr(options, name) for name in spec.settings})
 
 
 def make_strategy(options: ClipOptions) -> SkipNonFinite:
     """The strategy the config names, inside the guards (create it outside any tf.function): the spike guard
     where ``clip.skip_spikes`` asks for it, and always the non-finite guard outermost."""
-    strategy = pick(STRATEGIES, options.strategy, "clip.strategy")(options)
+    strategy = build(options)
     if options.skip_spikes:
         strategy = SkipOnSpike(strategy, options.spike_sigmas, options.spike_window, options.max_consecutive_spikes)
     return SkipNonFinite(strategy, options.max_consecutive_nonfinite)

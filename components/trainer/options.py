@@ -13,12 +13,28 @@ NAME_KEY = "name"  # the Trainer's component id (a sweep's Trainer.<point>): wha
 NOT_SETTINGS = (CHECKPOINT_ROOT_KEY, NAME_KEY)  # where and who, not how to train: runs are not named by them
 UPSTREAM_KEYS = ("transform",)
 
-# The clip settings each strategy reads (its name is the key); the others mean nothing for it
-# and are neither validated nor recorded with its runs.
-STRATEGY_SETTINGS = {
-    "none": (), "value": ("lo", "hi"), "norm": ("threshold",), "global_norm": ("threshold",),
-    "percentile": ("percentile", "window"), "agc": ("ratio", "eps"),
-    "zclip": ("alpha", "z_threshold", "warmup_steps", "first_step_scale"),
+
+
+@dataclasses.dataclass(frozen=True)
+class Strategy:
+    """A clip strategy as the config knows it: the class in clipping.py that implements it, and the
+    ``clip.*`` settings it reads, which are its constructor's arguments by the same names. The others mean
+    nothing for it and are neither validated nor recorded with its runs."""
+
+    implementation: str
+    settings: Tuple[str, ...] = ()
+
+
+# The one registry of clip strategies, without TensorFlow so that settings are checked before it loads:
+# ClipOptions and the sweep validate names against it, the CLI lists it, clipping.make_strategy builds from it.
+STRATEGIES: Dict[str, Strategy] = {
+    "none": Strategy("NoClip"),
+    "value": Strategy("ClipByValue", ("lo", "hi")),
+    "norm": Strategy("ClipByNorm", ("threshold",)),
+    "global_norm": Strategy("ClipByGlobalNorm", ("threshold",)),
+    "percentile": Strategy("PercentileClip", ("percentile", "window")),
+    "agc": Strategy("UnitwiseAdaptiveClip", ("ratio", "eps")),
+    "zclip": Strategy("ZClip", ("alpha", "z_threshold", "warmup_steps", "first_step_scale")),
 }
 # SkipOnSpike's settings, read (and validated) only where clip.skip_spikes is on.
 SPIKE_SETTINGS = ("spike_sigmas", "spike_window", "max_consecutive_spikes")
@@ -27,8 +43,12 @@ SPIKE_SETTINGS = ("spike_sigmas", "spike_window", "max_consecutive_spikes")
 def unread_clip_settings(strategy: str) -> set:
     """The ``clip.*`` settings (their ``--set`` names) a strategy does not read: left out where runs are
     shown side by side, so a ``none`` run shows no threshold."""
-    read = STRATEGY_SETTINGS.get(strategy, ())
-    return {f"clip.{name}" for names in STRATEGY_SETTINGS.values() for name in names if name not in read}
+    read = STRATEGIES[strategy].settings if strategy in STRATEGIES else ()
+    return {f"clip.{name}" for spec in STRATEGIES.values() for name in spec.settings if name not in read}
+
+
+def reads_threshold(strategy: str) -> bool:
+    return "threshold" in STRATEGIES[strategy].settings
 
 
 # Old strategy names, refused with the new name rather than guessed at.
@@ -38,12 +58,20 @@ RENAMED_STRATEGIES = {
 }
 
 
+def check_strategy(name: str, where: str) -> None:
+    """A renamed or unknown strategy name is one line naming ``where`` it was given and what to use."""
+    if name in RENAMED_STRATEGIES:
+        raise ConfigError(f"{where}: {name!r} is renamed: use {RENAMED_STRATEGIES[name]}")
+    if name not in STRATEGIES:
+        raise ConfigError(f"{where}: unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
+
+
 @dataclasses.dataclass(frozen=True)
 class ClipOptions:
     """Keras' names for the same ideas: ``value`` = clipvalue (bounds lo, hi),
     ``norm`` = clipnorm (per tensor), ``global_norm`` = global_clipnorm."""
 
-    # A str checked against STRATEGY_SETTINGS, not a Literal: a renamed strategy gets its own message.
+    # A str checked against STRATEGIES, not a Literal: a renamed strategy gets its own message.
     strategy: str = "global_norm"
     # norm / global_norm: the largest norm let through. 0.5 clips the default model where its
     # gradients are largest, mostly early on (bench/clip_threshold.py; docs/benchmarks.md).
@@ -70,12 +98,9 @@ class ClipOptions:
     RENAMED: ClassVar[Dict[str, str]] = {"max_nonfinite_steps": "max_consecutive_nonfinite"}
 
     def __post_init__(self) -> None:
-        if self.strategy in RENAMED_STRATEGIES:
-            raise ConfigError(f"clip.strategy {self.strategy!r} is renamed: use {RENAMED_STRATEGIES[self.strategy]}")
-        if self.strategy not in STRATEGY_SETTINGS:
-            raise ConfigError(f"clip.strategy must be one of {', '.join(STRATEGY_SETTINGS)}; got {self.strategy!r}")
+        check_strategy(self.strategy, "clip.strategy")
         # Only the settings something reads mean anything: the active strategy's, and the spike guard's where it is on.
-        for setting in (*STRATEGY_SETTINGS[self.strategy], *(SPIKE_SETTINGS if self.skip_spikes else ())):
+        for setting in (*STRATEGIES[self.strategy].settings, *(SPIKE_SETTINGS if self.skip_spikes else ())):
             valid, rule, example = _CLIP_CHECKS[setting](self)
             if not valid:
                 hint = f"; e.g. {example}" if example else ""

@@ -22,6 +22,7 @@ import sys
 from typing import List, Optional
 
 from components.common.errors import ConfigError
+from components.trainer.options import STRATEGIES
 from pipeline.config import EMBEDDED_RUNNERS
 from pipeline.logs import quiet_terminal, send_logs_to_file
 from pipeline.exits import attributed, exit_process, report_user_errors
@@ -60,7 +61,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     sweep.add_argument("--recipe", choices=sorted(RECIPES), default="default",
                        help="default: the default model; explode: the tutorial's recipe (inputs/50, SGD 0.1, MSE)")
     sweep.add_argument("--strategies", default="none,global_norm", help="comma-separated clip strategies "
-                       "(none, value, norm, global_norm, percentile, agc, zclip; default none,global_norm)")
+                       f"({', '.join(STRATEGIES)}; default none,global_norm)")
     sweep.add_argument("--thresholds", help="comma-separated clip thresholds for norm and global_norm "
                        "(default: 0.25,0.5,1,2; explode recipe: 1,5,15,50)")
     sweep.add_argument("--learning-rates", default="", help="comma-separated learning rates to cross with the rest")

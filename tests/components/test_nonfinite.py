@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from components.trainer.model import MLP
 from components.trainer.data import InMemorySplit
-from components.trainer.options import STRATEGY_SETTINGS, ClipOptions
+from components.trainer.options import STRATEGIES, ClipOptions
 from pipeline.tools.events import read_run
 from tests.components.trainer_helpers import synthetic_split, tiny_run
 
@@ -20,7 +20,7 @@ def _poisoned(rows):
     return InMemorySplit(tf.constant(images), split.labels)
 
 
-@pytest.mark.parametrize("strategy", list(STRATEGY_SETTINGS))
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
 def test_all_non_finite_stops_after_k_steps_and_changes_no_weight(tmp_path, strategy):
     logdir = str(tmp_path)
     clip = ClipOptions(strategy=strategy, max_consecutive_nonfinite=3)

@@ -161,7 +161,7 @@ def test_every_point_and_seed_is_a_row_of_the_hparams_table_with_its_name_as_tri
 @pytest.mark.parametrize("args,message", [
     (["--strategies", ""], "the sweep grid is empty: --strategies names no strategy"),
     (["--thresholds", "0.5,0"], "sweep.thresholds must all be > 0"),
-    (["--strategies", "none,sometimes"], "unknown strategy 'sometimes' in sweep.strategies"),
+    (["--strategies", "none,sometimes"], "sweep.strategies: unknown strategy 'sometimes'"),
     (["--thresholds", "1,1.0"], "the sweep has the point global_norm-1 twice"),
     (["--thresholds", "1,big"], "--thresholds takes comma-separated numbers; 'big' is not one"),
     (["--seeds", ""], "--seeds names no seed; give comma-separated seeds, e.g. --seeds 0,1,2,3"),

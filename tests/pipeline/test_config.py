@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from components.common.errors import ConfigError
-from components.trainer.options import STRATEGY_SETTINGS
+from components.trainer.options import STRATEGIES
 from components.trainer.run_fn import parse_custom_config
 from pipeline.config import PipelineConfig, load_config
 from tests.e2e.run_cli import REPO
@@ -48,8 +48,8 @@ def test_json_round_trip_and_custom_config():
         ("trainer.epochs=1.5", "trainer.epochs must be a whole number"),
         ("clip.threshold=0", "clip.threshold must be > 0"),
         ("clip.threshold=-2", "clip.threshold must be > 0"),
-        ("clip.strategy=sometimes", "clip.strategy must be one of none, value, norm, global_norm, percentile, agc"),
-        ("clip.strategy=adaptive", "clip.strategy 'adaptive' is renamed: use 'percentile' (AutoClip"),
+        ("clip.strategy=sometimes", "clip.strategy: unknown strategy 'sometimes'; known: none, value, norm, global_norm"),
+        ("clip.strategy=adaptive", "clip.strategy: 'adaptive' is renamed: use 'percentile' (AutoClip"),
         ("clip.max_nonfinite_steps=3", "setting clip.max_nonfinite_steps is renamed: use clip.max_consecutive_nonfinite"),
         ("clip.max_consecutive_nonfinite=0", "clip.max_consecutive_nonfinite must be >= 1"),
         ("trainer.init=he_normal", "trainer.init must be one of glorot_uniform, truncated_normal; got 'he_normal'"),
@@ -109,7 +109,7 @@ def test_only_the_active_strategys_settings_are_validated(strategy, settings, me
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config(None, [f"clip.strategy={strategy}", *settings])
     setting = settings[0].split("=")[0].split(".")[1]
-    others = [name for name, reads in STRATEGY_SETTINGS.items() if setting not in reads]
+    others = [name for name, spec in STRATEGIES.items() if setting not in spec.settings]
     assert others
     for other in others:  # the same value means nothing to a strategy that does not read it
         assert load_config(None, [f"clip.strategy={other}", *settings]).clip.strategy == other

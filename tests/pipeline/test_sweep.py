@@ -37,7 +37,7 @@ def test_learning_rates_and_divisors_cross_every_point():
 @pytest.mark.parametrize("settings,message", [
     (['sweep.strategies=["global_norm"]', "sweep.thresholds=[0.5, 0]"], "sweep.thresholds must all be > 0"),
     (['sweep.strategies=["global_norm"]', "sweep.thresholds=[-1]"], "sweep.thresholds must all be > 0"),
-    (['sweep.strategies=["global_norm", "sometimes"]'], "unknown strategy 'sometimes' in sweep.strategies; known: none,"),
+    (['sweep.strategies=["global_norm", "sometimes"]'], "sweep.strategies: unknown strategy 'sometimes'; known: none,"),
     (['sweep.strategies=["adaptive"]'], "sweep.strategies: 'adaptive' is renamed: use 'percentile'"),
     (['sweep.strategies=["global_norm"]', "sweep.thresholds=[1, 1.0]"], "the sweep has the point global_norm-1 twice"),
     (['sweep.strategies=["none", "none"]'], "the sweep has the point none twice"),
