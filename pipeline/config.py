@@ -8,6 +8,7 @@ never import ``pipeline``) and travel to it through ``custom_config``.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import os
@@ -17,10 +18,12 @@ import tomli
 
 from components.common.errors import ConfigError
 from components.common.typed import from_dict, to_dict
-from components.trainer.options import CHECKPOINT_ROOT_KEY, NAME_KEY, ClipOptions, TelemetryOptions, TrainerOptions
+from components.trainer.options import (
+    CHECKPOINT_ROOT_KEY, NAME_KEY, STRATEGIES, ClipOptions, TelemetryOptions, TrainerOptions, check_strategy,
+    reads_threshold,
+)
 from components.transform.options import ScalingOptions
 from components.validation.options import HealthOptions
-from pipeline import sweep
 
 # Empty: Beam's own defaults, the in-process DirectRunner with one worker
 # (for MNIST-sized data, worker processes cost more than they save). Any
@@ -109,6 +112,50 @@ class EvaluatorOptions:
 
 
 @dataclasses.dataclass(frozen=True)
+class SweepSettings:
+    """The grid: strategies x thresholds x learning rates x divisors, each setting trained with every
+    seed. Empty ``strategies``: no sweep."""
+
+    strategies: Tuple[str, ...] = ()  # clip.strategy of each point
+    thresholds: Tuple[float, ...] = ()  # clip.threshold, for the strategies that read one; empty: clip.threshold
+    learning_rates: Tuple[float, ...] = ()  # trainer.learning_rate; empty: the configured one
+    divisors: Tuple[float, ...] = ()  # transform.divisor (mode divide), one Transform each; empty: the configured one
+    seeds: Tuple[int, ...] = ()  # trainer.seed of each setting's Trainers; empty: trainer.seed alone, not in the names
+    max_trainers: int = 64  # settings x seeds above this are refused: a typo should not start a thousand Trainers
+
+    def __post_init__(self) -> None:
+        for axis in ("thresholds", "learning_rates", "divisors", "seeds"):
+            if getattr(self, axis) and not self.strategies:
+                raise ConfigError(f"sweep.{axis} needs sweep.strategies, the strategies to sweep; e.g. [\"global_norm\"]")
+        for strategy in self.strategies:
+            check_strategy(strategy, "sweep.strategies")
+        for axis, valid, expected in (("thresholds", lambda v: v > 0, "> 0; e.g. [0.25, 0.5, 1.0]"),
+                                      ("learning_rates", lambda v: v > 0, "> 0; e.g. [0.001, 0.003]"),
+                                      ("divisors", lambda v: v != 0, "non-zero; e.g. [50, 255]")):
+            for value in getattr(self, axis):
+                if not valid(value):
+                    raise ConfigError(f"sweep.{axis} must all be {expected} (got {value:g})")
+        if self.thresholds and not any(reads_threshold(s) for s in self.strategies):
+            readers = " and ".join(name for name in STRATEGIES if reads_threshold(name))
+            raise ConfigError(f"sweep.thresholds: none of sweep.strategies reads a threshold ({readers} do)")
+        self._check_seeds()
+        if self.max_trainers < 1:
+            raise ConfigError(f"sweep.max_trainers must be >= 1 (got {self.max_trainers})")
+
+    def _check_seeds(self) -> None:
+        negative = [seed for seed in self.seeds if seed < 0]
+        if negative:
+            raise ConfigError(f"sweep.seeds must all be >= 0 (got {negative[0]}); e.g. [0, 1, 2, 3]")
+        twice = [seed for seed, n in collections.Counter(self.seeds).items() if n > 1]
+        if twice:
+            raise ConfigError(f"sweep.seeds has {twice[0]} twice; list each seed once, e.g. [0, 1, 2, 3]")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.strategies)
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     pipeline: PipelineSettings = PipelineSettings()
     data: DataSettings = DataSettings()
@@ -119,10 +166,9 @@ class PipelineConfig:
     evaluator: EvaluatorOptions = EvaluatorOptions()
     health: HealthOptions = HealthOptions()
     kubeflow: KubeflowSettings = KubeflowSettings()
-    sweep: sweep.SweepSettings = sweep.SweepSettings()
+    sweep: SweepSettings = SweepSettings()
 
     def __post_init__(self) -> None:
-        sweep.points(self)  # a grid whose points are not all valid configs is refused before anything runs
         if self.trainer.workers > 1 and self.pipeline.runner != "kubeflow-v2":
             raise ConfigError(
                 f"trainer.workers = {self.trainer.workers} runs the Trainer on Vertex AI Training worker pools: "

@@ -12,6 +12,7 @@ from typing import Any, Mapping, Optional, Sequence
 from components.common.errors import ConfigError
 from components.trainer import tf_config
 from pipeline.config import EMBEDDED_RUNNERS, PipelineConfig, is_uri, load_config
+from pipeline import sweep
 from pipeline.data_source import resolve_data_dir
 
 
@@ -77,6 +78,7 @@ def build_config(
     other, applied last."""
     settings = [*overrides, *(f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None)]
     config = load_config(config_file, settings)
+    sweep.points(config)  # a grid whose points are not all valid configs is refused before anything runs
     if config.pipeline.runner in EMBEDDED_RUNNERS:
         return with_local_paths(config, env_data_dir)
     return with_cluster_paths(config)

@@ -11,66 +11,19 @@ pipeline/verdict.py names the best setting, when the seeds' noise allows.
 """
 from __future__ import annotations
 
-import collections
 import dataclasses
 import itertools
-from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 from components.common.errors import ConfigError
-from components.trainer.options import STRATEGIES, check_strategy, reads_threshold
-
-if TYPE_CHECKING:
-    from pipeline.config import PipelineConfig
-
-
-@dataclasses.dataclass(frozen=True)
-class SweepSettings:
-    """The grid: strategies x thresholds x learning rates x divisors, each setting trained with every
-    seed. Empty ``strategies``: no sweep."""
-
-    strategies: Tuple[str, ...] = ()  # clip.strategy of each point
-    thresholds: Tuple[float, ...] = ()  # clip.threshold, for the strategies that read one; empty: clip.threshold
-    learning_rates: Tuple[float, ...] = ()  # trainer.learning_rate; empty: the configured one
-    divisors: Tuple[float, ...] = ()  # transform.divisor (mode divide), one Transform each; empty: the configured one
-    seeds: Tuple[int, ...] = ()  # trainer.seed of each setting's Trainers; empty: trainer.seed alone, not in the names
-    max_trainers: int = 64  # settings x seeds above this are refused: a typo should not start a thousand Trainers
-
-    def __post_init__(self) -> None:
-        for axis in ("thresholds", "learning_rates", "divisors", "seeds"):
-            if getattr(self, axis) and not self.strategies:
-                raise ConfigError(f"sweep.{axis} needs sweep.strategies, the strategies to sweep; e.g. [\"global_norm\"]")
-        for strategy in self.strategies:
-            check_strategy(strategy, "sweep.strategies")
-        for axis, valid, expected in (("thresholds", lambda v: v > 0, "> 0; e.g. [0.25, 0.5, 1.0]"),
-                                      ("learning_rates", lambda v: v > 0, "> 0; e.g. [0.001, 0.003]"),
-                                      ("divisors", lambda v: v != 0, "non-zero; e.g. [50, 255]")):
-            for value in getattr(self, axis):
-                if not valid(value):
-                    raise ConfigError(f"sweep.{axis} must all be {expected} (got {value:g})")
-        if self.thresholds and not any(reads_threshold(s) for s in self.strategies):
-            readers = " and ".join(name for name in STRATEGIES if reads_threshold(name))
-            raise ConfigError(f"sweep.thresholds: none of sweep.strategies reads a threshold ({readers} do)")
-        self._check_seeds()
-        if self.max_trainers < 1:
-            raise ConfigError(f"sweep.max_trainers must be >= 1 (got {self.max_trainers})")
-
-    def _check_seeds(self) -> None:
-        negative = [seed for seed in self.seeds if seed < 0]
-        if negative:
-            raise ConfigError(f"sweep.seeds must all be >= 0 (got {negative[0]}); e.g. [0, 1, 2, 3]")
-        twice = [seed for seed, n in collections.Counter(self.seeds).items() if n > 1]
-        if twice:
-            raise ConfigError(f"sweep.seeds has {twice[0]} twice; list each seed once, e.g. [0, 1, 2, 3]")
-
-    @property
-    def active(self) -> bool:
-        return bool(self.strategies)
+from components.trainer.options import reads_threshold
+from pipeline.config import PipelineConfig, SweepSettings
 
 
 @dataclasses.dataclass(frozen=True)
 class Point:
     name: str  # what differs, e.g. "global_norm-0.5" or "none-seed3": the suffix of its component ids
-    config: "PipelineConfig"  # the whole config this point trains with (its sweep section empty)
+    config: PipelineConfig  # the whole config this point trains with (its sweep section empty)
     setting: str  # the name without the seed: the points of one setting differ only in their seed
 
     @property
@@ -82,7 +35,7 @@ class Point:
         return f"Evaluator.{self.name}"
 
 
-def points(config: "PipelineConfig") -> List[Point]:
+def points(config: PipelineConfig) -> List[Point]:
     """The grid's points in the order given, each setting once per seed, each as a whole (validated)
     config; none without a sweep."""
     sweep = config.sweep
@@ -90,7 +43,7 @@ def points(config: "PipelineConfig") -> List[Point]:
         return []
     if sweep.divisors and config.transform.mode != "divide":
         raise ConfigError(f"sweep.divisors need transform.mode = \"divide\" (got {config.transform.mode!r})")
-    settings: Dict[str, "PipelineConfig"] = {}
+    settings: Dict[str, PipelineConfig] = {}
     for strategy in sweep.strategies:
         thresholds = (sweep.thresholds or (config.clip.threshold,)) if reads_threshold(strategy) else (None,)
         for threshold, rate, divisor in itertools.product(thresholds, sweep.learning_rates or (None,), sweep.divisors or (None,)):
@@ -114,7 +67,7 @@ def _part(prefix: str, value: Optional[float]) -> List[str]:
     return [] if value is None else [f"{prefix}{value:g}"]
 
 
-def _point_config(config: "PipelineConfig", strategy: str, threshold, rate, divisor) -> "PipelineConfig":
+def _point_config(config: PipelineConfig, strategy: str, threshold, rate, divisor) -> PipelineConfig:
     clip = dataclasses.replace(config.clip, strategy=strategy,
                                threshold=config.clip.threshold if threshold is None else threshold)
     trainer = dataclasses.replace(config.trainer, learning_rate=config.trainer.learning_rate if rate is None else rate)
@@ -122,5 +75,5 @@ def _point_config(config: "PipelineConfig", strategy: str, threshold, rate, divi
     return dataclasses.replace(config, clip=clip, trainer=trainer, transform=transform, sweep=SweepSettings())
 
 
-def _with_seed(config: "PipelineConfig", seed: int) -> "PipelineConfig":
+def _with_seed(config: PipelineConfig, seed: int) -> PipelineConfig:
     return dataclasses.replace(config, trainer=dataclasses.replace(config.trainer, seed=seed))

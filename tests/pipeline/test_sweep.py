@@ -13,7 +13,10 @@ GRID = ['sweep.strategies=["none", "global_norm", "agc"]', "sweep.thresholds=[0.
 
 
 def _config(*settings):
-    return load_config(None, ['data.data_dir="/data/mnist"', "pipeline.output_dir='/tmp/runs'", *settings])
+    """The config as the CLI makes it (prepare.build_config): loaded, then its grid checked point by point."""
+    config = load_config(None, ['data.data_dir="/data/mnist"', "pipeline.output_dir='/tmp/runs'", *settings])
+    sweep.points(config)
+    return config
 
 
 def test_points_cross_the_threshold_strategies_with_the_thresholds_and_keep_the_others_single():
