@@ -22,7 +22,7 @@ from bench.common import load_train
 from components.trainer.data import InMemorySplit
 from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
 from components.trainer.run_fn import train
-from tests.components.trainer_helpers import SpikedSplit
+from tests.components.trainer.helpers import SpikedSplit
 
 BAR = 0.95  # evaluator.accuracy_threshold's default
 OPTIONS = TrainerOptions(optimizer="sgd", learning_rate=0.1, lr_schedule="constant", epochs=3)

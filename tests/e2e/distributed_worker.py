@@ -31,7 +31,7 @@ from components.trainer.data import InMemorySplit  # noqa: E402
 from components.trainer.loop import TrainingLoop  # noqa: E402
 from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions  # noqa: E402
 from components.trainer.run_fn import train  # noqa: E402
-from tests.components.trainer_helpers import SpikedSplit, spilled  # noqa: E402
+from tests.components.trainer.helpers import SpikedSplit, spilled  # noqa: E402
 
 TRAIN, EVAL = 1024, 256  # 8 global batches of 128
 CLIP = ClipOptions(strategy="global_norm", threshold=0.05)  # binds on every step of this run

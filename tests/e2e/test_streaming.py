@@ -12,7 +12,7 @@ import pytest
 
 from components.example_gen.readers import read_idx_split
 from components.example_gen.records import serialize_examples
-from tests.components.trainer_helpers import transform_output, write_records
+from tests.components.trainer.helpers import transform_output, write_records
 from tests.e2e.run_cli import REPO
 
 SIZES = (8000, 40000)  # two and ten tiles of the slice (each shifted by a pixel: records differ)

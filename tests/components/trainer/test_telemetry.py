@@ -8,7 +8,7 @@ from components.trainer.model import MLP
 from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
 from components.trainer.run_fn import make_optimizer, train
 from pipeline.tools.events import read_run
-from tests.components.trainer_helpers import SIZE, synthetic_split, tiny_run
+from tests.components.trainer.helpers import SIZE, synthetic_split, tiny_run
 
 VARIABLES = ["dense_0/kernel", "dense_0/bias", "dense_1/kernel", "dense_1/bias"]
 

@@ -10,7 +10,7 @@ from components.trainer.noise_scale import NoiseScale, two_batch_estimates
 from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
 from components.trainer.run_fn import train
 from pipeline.tools.events import read_run
-from tests.components.trainer_helpers import synthetic_split
+from tests.components.trainer.helpers import synthetic_split
 
 DIM, BATCH = 40, 128
 

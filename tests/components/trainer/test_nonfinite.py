@@ -10,7 +10,7 @@ from components.trainer.model import MLP
 from components.trainer.data import InMemorySplit
 from components.trainer.options import STRATEGIES, ClipOptions
 from pipeline.tools.events import read_run
-from tests.components.trainer_helpers import synthetic_split, tiny_run
+from tests.components.trainer.helpers import synthetic_split, tiny_run
 
 
 def _poisoned(rows):

@@ -18,7 +18,7 @@ from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOpt
 from components.trainer.report import GradientReport
 from components.trainer.run_fn import make_optimizer, train
 from pipeline.tools.events import read_run
-from tests.components.trainer_helpers import SpikedSplit
+from tests.components.trainer.helpers import SpikedSplit
 
 BATCHES = 32  # per epoch: 2048 records, batches of 64
 # SGD at 0.1 without clipping: what a x1e4 batch drives to NaN (Adam bounds its update and survives one).

@@ -5,7 +5,7 @@ import pytest
 from components.common.typed import to_dict
 from components.trainer.options import ClipOptions
 from pipeline.tools.tensorboard import TrainerRun, logdir_spec, run_names, write_experiment
-from tests.components.trainer_helpers import tiny_run
+from tests.components.trainer.helpers import tiny_run
 from tests.tensorboard_client import Board, charts
 
 VARIABLES = ["dense_0/kernel", "dense_0/bias", "dense_1/kernel", "dense_1/bias"]

@@ -13,7 +13,7 @@ from components.trainer import checkpoint
 from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
 from components.trainer.run_fn import train
 from pipeline.tools.events import read_run
-from tests.components.trainer_helpers import spilled, synthetic_split
+from tests.components.trainer.helpers import spilled, synthetic_split
 
 SPLITS = (synthetic_split(), synthetic_split(1))
 

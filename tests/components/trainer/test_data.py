@@ -13,7 +13,7 @@ from components.example_gen.records import serialize_examples
 from components.trainer import data
 from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
 from components.trainer.run_fn import train
-from tests.components.trainer_helpers import transform_output, write_records
+from tests.components.trainer.helpers import transform_output, write_records
 from tests.idx_files import synthetic
 
 COUNT = 50
