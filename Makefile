@@ -17,6 +17,9 @@ MNIST_DATA_DIR ?= $(wildcard $(abspath ../shared/data/mnist))
 export MNIST_DATA_DIR
 ARGS ?=
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist), each taking a module at a time: most of an e2e test's time is one process
+# (imports, TFX's orchestration, Beam's in-process runner), so two share two cores well (docs/benchmarks.md).
+TEST_WORKERS ?= 2
 
 .PHONY: run test test-fast lint setup airflow clean
 
@@ -38,11 +41,11 @@ run: $(STAMP)
 	$(VENV)/bin/python -m pipeline.run $(ARGS)
 
 test: lint $(AIRFLOW_STAMP)
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 # The edit-test loop: the linter and the unit tests, without the real pipeline runs (tests/e2e).
 test-fast: lint
-	$(VENV)/bin/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -m "not e2e" -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

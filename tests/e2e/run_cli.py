@@ -1,9 +1,11 @@
 """Run ``python -m pipeline.run`` as a user would, in a subprocess."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from typing import Dict, Optional
@@ -52,6 +54,18 @@ def assert_one_line_error(result: subprocess.CompletedProcess, expected: str) ->
     assert lines[0].startswith("clipflow: error: ")
     assert expected in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def seeded_output_dir(first_run: tuple, destination) -> str:
+    """A new output dir whose ML Metadata is a copy of the first run's: the cache answers ingest, validation and
+    Transform from the first run's artifacts, while the Trainer (its checkpoint root is the output dir's) and what
+    follows run anew into this dir. Nothing is written into the first run's dir."""
+    os.makedirs(destination)
+    # SQLite's backup, not a file copy: a consistent copy even while test_pipeline re-runs in the first run's dir.
+    with contextlib.closing(sqlite3.connect(os.path.join(first_run[0], "metadata.sqlite"))) as source, \
+            contextlib.closing(sqlite3.connect(os.path.join(destination, "metadata.sqlite"))) as copy:
+        source.backup(copy)
+    return str(destination)
 
 
 def copy_checkout(root: str) -> str:

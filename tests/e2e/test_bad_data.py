@@ -1,14 +1,20 @@
 """Each kind of bad MNIST input, through the CLI: exit 2, one line naming file and fix,
-MnistExampleGen recorded as FAILED in ML Metadata, no Examples published, nothing downstream run."""
+MnistExampleGen recorded as FAILED in ML Metadata, no Examples published, nothing downstream run.
+
+The cases run as one batch in one process (tests/e2e/cli_batch.py: the CLI's own ``main``, each case's exit
+status and output its own); test_cli_errors runs a bad labels file through a process of its own."""
 import gzip
+import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from components.example_gen.readers import IMAGES_MAGIC, LABELS_MAGIC
 from pipeline import metadata
-from tests.e2e.run_cli import assert_one_line_error, run_pipeline
+from tests.e2e.run_cli import REPO, assert_one_line_error
 from tests.idx_files import idx_bytes, synthetic, write_file, write_split
 
 IMAGES, LABELS = synthetic(20)
@@ -50,17 +56,64 @@ CASES = {
 }
 
 
+def _object_array_npz(folder):
+    objects = np.empty(2, dtype=object)
+    objects[:] = [np.zeros((28, 28)), np.zeros((28, 28))]
+    path = folder / "mnist.npz"
+    np.savez(path, x_train=objects, y_train=np.zeros(2, np.uint8), x_test=IMAGES, y_test=LABELS)
+    return path
+
+
+def _damaged_npz(damage):
+    def make(folder):
+        path = folder / "mnist.npz"
+        np.savez(path, x_train=IMAGES, y_train=LABELS, x_test=IMAGES, y_test=LABELS)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"<html>404 Not Found</html>")
+        return path
+    return make
+
+
+def _idx_folder(case):
+    def make(folder):
+        data = folder / "data"
+        data.mkdir()
+        write_split(str(data), "train", IMAGES, LABELS)
+        write_split(str(data), "t10k", IMAGES, LABELS)
+        CASES[case][0](str(data))
+        return data
+    return make
+
+
+NPZ_CASES = {"object arrays": _object_array_npz, "truncated": _damaged_npz("truncated"),
+             "not a zip": _damaged_npz("not a zip")}
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory):
+    """Every case's data made, then every case run through the CLI in one batch: case -> (data path, output dir,
+    the command's exit status and output)."""
+    root = tmp_path_factory.mktemp("bad_data")
+    makers = {**{case: _idx_folder(case) for case in CASES}, **NPZ_CASES}
+    paths = {}
+    for number, (case, make) in enumerate(makers.items()):
+        folder = root / f"case{number}"
+        folder.mkdir()
+        paths[case] = (make(folder), folder / "runs")
+    commands = [["--output-dir", str(runs), "--data-dir", str(data)] for data, runs in paths.values()]
+    (root / "commands.json").write_text(json.dumps(commands))
+    batch = subprocess.run([sys.executable, "-m", "tests.e2e.cli_batch", str(root / "commands.json"),
+                            str(root / "results.json")], capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert batch.returncode == 0 and "Traceback" not in batch.stderr + batch.stdout, batch.stderr[-3000:]
+    results = json.loads((root / "results.json").read_text())
+    return {case: (data, str(runs), subprocess.CompletedProcess(command, **result))
+            for (case, (data, runs)), command, result in zip(paths.items(), commands, results)}
+
+
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_mnist_file(case, tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    write_split(str(data), "train", IMAGES, LABELS)
-    write_split(str(data), "t10k", IMAGES, LABELS)
-    corrupt, expected = CASES[case]
-    corrupt(str(data))
-    output_dir = tmp_path / "runs"
-    result = run_pipeline("--output-dir", str(output_dir), "--data-dir", str(data))
-    assert_one_line_error(result, expected)
+def test_bad_mnist_file(case, outcomes):
+    data, output_dir, result = outcomes[case]
+    assert_one_line_error(result, CASES[case][1])
     assert str(data) in result.stderr  # names the file
     store = metadata.open_store(os.path.join(output_dir, "metadata.sqlite"))
     executions = {e.node: e for e in metadata.run_executions(store, metadata.latest_run_id(store))}
@@ -71,20 +124,11 @@ def test_bad_mnist_file(case, tmp_path):
     assert set(executions) <= {"MnistExampleGen", "ImportSchemaGen"}
 
 
-def test_npz_with_object_arrays_is_refused(tmp_path):
-    objects = np.empty(2, dtype=object)
-    objects[:] = [np.zeros((28, 28)), np.zeros((28, 28))]
-    path = tmp_path / "mnist.npz"
-    np.savez(path, x_train=objects, y_train=np.zeros(2, np.uint8), x_test=IMAGES, y_test=LABELS)
-    result = run_pipeline("--output-dir", str(tmp_path / "runs"), "--data-dir", str(path))
-    assert_one_line_error(result, "cannot load without unpickling")
+def test_npz_with_object_arrays_is_refused(outcomes):
+    assert_one_line_error(outcomes["object arrays"][2], "cannot load without unpickling")
 
 
 @pytest.mark.parametrize("damage", ["truncated", "not a zip"])
-def test_npz_that_is_not_a_whole_zip_archive(damage, tmp_path):
-    path = tmp_path / "mnist.npz"
-    np.savez(path, x_train=IMAGES, y_train=LABELS, x_test=IMAGES, y_test=LABELS)
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"<html>404 Not Found</html>")
-    result = run_pipeline("--output-dir", str(tmp_path / "runs"), "--data-dir", str(path))
+def test_npz_that_is_not_a_whole_zip_archive(damage, outcomes):
+    path, _, result = outcomes[damage]
     assert_one_line_error(result, f"{path}: not an .npz (zip) archive, or a truncated one; fetch the file again")

@@ -1,7 +1,6 @@
 """The real pipeline (all TFX components, Beam, TFMA) on a slice of real MNIST."""
 import glob
 import os
-import shutil
 import subprocess
 import sys
 
@@ -16,7 +15,9 @@ from components.example_gen.records import serialize_examples
 from pipeline import metadata
 from pipeline.tools.events import read_run, scalar_curve
 from tests.e2e.reference import reference_executions
-from tests.e2e.run_cli import COMMON, NODES, REPO, read_first_summary, read_summary, run_pipeline, states as _states
+from tests.e2e.run_cli import (
+    COMMON, NODES, REPO, read_first_summary, read_summary, run_pipeline, seeded_output_dir, states as _states,
+)
 
 
 def test_first_run_executes_every_component_and_blesses(first_run):
@@ -33,13 +34,6 @@ def test_first_run_executes_every_component_and_blesses(first_run):
     assert all(info["wall_seconds"] > 0 for info in summary["components"].values())
     assert f"eval accuracy: {summary['eval_accuracy']:.4f}" in result.stdout
     assert "--logdir " + summary["tensorboard_logdir"] in result.stdout
-
-
-def _copy_of_first_run(first_run, destination) -> str:
-    """The first run's output dir copied: its ML Metadata points at the first run's artifacts, so
-    the cache answers from them, while what this test adds stays out of the shared dir."""
-    shutil.copytree(first_run[0], destination)
-    return str(destination)
 
 
 def _component_lines(stdout: str) -> list:
@@ -154,7 +148,7 @@ def test_rerun_uses_the_cache(first_run, mnist_slice):
 
 @pytest.fixture(scope="module")
 def trainer_change(first_run, mnist_slice, tmp_path_factory):
-    output_dir = _copy_of_first_run(first_run, tmp_path_factory.mktemp("change") / "runs")
+    output_dir = seeded_output_dir(first_run, tmp_path_factory.mktemp("change") / "runs")
     result = run_pipeline("--data-dir", mnist_slice, "--output-dir", output_dir, *COMMON, "--set", "trainer.epochs=2")
     assert result.returncode == 0, result.stderr[-3000:]
     return output_dir
@@ -182,7 +176,7 @@ def test_tensorboard_lists_both_trainer_runs_side_by_side(trainer_change):
 
 
 def test_unhealthy_training_is_not_pushed(first_run, mnist_slice, tmp_path):
-    output_dir = _copy_of_first_run(first_run, tmp_path / "runs")
+    output_dir = seeded_output_dir(first_run, tmp_path / "runs")
     result = run_pipeline(
         "--data-dir", mnist_slice, "--output-dir", output_dir, *COMMON,
         "--set", "clip.threshold=0.05", "--set", "health.enabled=true", "--set", "health.max_clipped_fraction=0.5",
