@@ -23,8 +23,8 @@ import tensorflow_transform as tft
 
 import components  # noqa: F401  (Keras choice before TensorFlow loads)
 from components.trainer import data
-from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
-from components.trainer.run_fn import train
+from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions, TrainingOptions
+from components.trainer.session import train
 from pipeline import metadata
 from pipeline.tools.events import read_run, scalar_curve
 from pipeline.paths import RunPaths
@@ -63,8 +63,8 @@ def sweep_thresholds(args: argparse.Namespace, train_split: data.Split, eval_spl
             with tempfile.TemporaryDirectory() as logdir:
                 start = time.perf_counter()
                 options = TrainerOptions(seed=seed)
-                _, report = train(train_split, eval_split, logdir, options, clip,
-                                  TelemetryOptions(histogram_every_n_steps=0))
+                _, report = train(train_split, eval_split, logdir, TrainingOptions(
+                    options, clip, TelemetryOptions(histogram_every_n_steps=0)))
                 seconds = time.perf_counter() - start
                 steps, clipped = scalar_curve(read_run(logdir)["clip/clipped"])
             last = int(steps[clipped > 0].max()) if clipped.any() else None

@@ -20,8 +20,8 @@ import tensorflow as tf
 
 from bench.common import load_train
 from components.trainer.data import InMemorySplit
-from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
-from components.trainer.run_fn import train
+from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions, TrainingOptions
+from components.trainer.session import train
 from tests.components.trainer.helpers import SpikedSplit
 
 BAR = 0.95  # evaluator.accuracy_threshold's default
@@ -45,8 +45,8 @@ def main() -> None:
     for name, (options, clip) in VARIANTS.items():
         for seed in map(int, args.seeds.split(",")):
             spiked = SpikedSplit(train_split, seed=seed + 1, batch=100)  # epoch 1's seed is trainer.seed + 1
-            _, report = train(spiked, eval_split, tempfile.mkdtemp(), dataclasses.replace(options, seed=seed), clip,
-                              TelemetryOptions(histogram_every_n_steps=0))
+            _, report = train(spiked, eval_split, tempfile.mkdtemp(), TrainingOptions(
+                dataclasses.replace(options, seed=seed), clip, TelemetryOptions(histogram_every_n_steps=0)))
             blessed = report.eval_accuracy >= BAR and report.diverged_at_step is None
             rollbacks = "; ".join(f"{r['at_step']} -> {r['to_step']}" for r in report.rollbacks) or "-"
             print(f"| {name} | {seed} | {report.eval_accuracy:.4f} | {report.diverged_at_step or '-'} | "

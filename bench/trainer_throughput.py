@@ -28,7 +28,7 @@ from components.trainer.data import InMemorySplit
 from components.trainer.loop import TrainingLoop, make_loss
 from components.trainer.model import MLP
 from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
-from components.trainer.run_fn import make_optimizer
+from components.trainer.session import make_optimizer
 from components.trainer.telemetry import Telemetry
 
 BATCH = 128

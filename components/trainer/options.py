@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, ClassVar, Dict, Literal, Tuple
+from typing import Any, Callable, ClassVar, Dict, Literal, Mapping, Tuple
 
 from components.common.errors import ConfigError
+from components.common.typed import from_dict
 
 # The Trainer's custom_config beside its sections: where resumable checkpoints go, and the settings of
 # earlier components it records with its run (TensorBoard's HParams).
@@ -199,3 +200,20 @@ class TrainerOptions:
             raise ConfigError(f"trainer.learning_rate must be > 0 (got {self.learning_rate})")
         if not self.hidden_units or min(self.hidden_units) < 1:
             raise ConfigError(f"trainer.hidden_units must be a non-empty list of widths >= 1 (got {list(self.hidden_units)})")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingOptions:
+    """What a training session reads: the Trainer's three sections, which always travel together."""
+
+    trainer: TrainerOptions = TrainerOptions()
+    clip: ClipOptions = ClipOptions()
+    telemetry: TelemetryOptions = TelemetryOptions()
+
+    @classmethod
+    def from_custom_config(cls, custom_config: Mapping[str, Any]) -> "TrainingOptions":
+        """The sections of the Trainer's ``custom_config`` (JSON), checked as the config file's are."""
+        return from_dict(cls, {name: custom_config[name] for name in SECTIONS})
+
+
+SECTIONS = tuple(field.name for field in dataclasses.fields(TrainingOptions))

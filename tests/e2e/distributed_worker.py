@@ -29,8 +29,8 @@ import tensorflow as tf  # noqa: E402
 from components.example_gen.readers import read_idx_split  # noqa: E402
 from components.trainer.data import InMemorySplit  # noqa: E402
 from components.trainer.loop import TrainingLoop  # noqa: E402
-from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions  # noqa: E402
-from components.trainer.run_fn import train  # noqa: E402
+from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions, TrainingOptions  # noqa: E402
+from components.trainer.session import train  # noqa: E402
 from tests.components.trainer.helpers import SpikedSplit, spilled  # noqa: E402
 
 TRAIN, EVAL = 1024, 256  # 8 global batches of 128
@@ -69,7 +69,7 @@ def main() -> None:
         clip = dataclasses.replace(CLIP, skip_spikes=True, spike_window=4)
         train_split = SpikedSplit(train_split, seed=OPTIONS.seed, batch=6)
     model, report = train(train_split, split(data_dir, "t10k", EVAL), os.path.join(out_dir, "logs"),
-                          options, clip, telemetry, checkpoints, distribution=DISTRIBUTION)
+                          TrainingOptions(options, clip, telemetry), checkpoints, distribution=DISTRIBUTION)
     kind, index = distribute.task()
     np.savez(os.path.join(out_dir, f"weights-{kind}-{index}.npz"), *[v.numpy() for v in model.variables_in_order])
     with open(os.path.join(out_dir, f"report-{kind}-{index}.json"), "w") as f:

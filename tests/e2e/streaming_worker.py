@@ -10,8 +10,8 @@ import components  # noqa: F401  (Keras choice before TensorFlow loads)
 import tensorflow_transform as tft
 
 from components.trainer import data
-from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
-from components.trainer.run_fn import train
+from components.trainer.options import TelemetryOptions, TrainerOptions, TrainingOptions
+from components.trainer.session import train
 
 
 def peak_rss_mib() -> float:
@@ -26,8 +26,8 @@ def main() -> None:
     transform_output = tft.TFTransformOutput(transform_dir)
     with data.open_split([train_file], transform_output, int(budget)) as train_split, \
             data.open_split([eval_file], transform_output, 2**30) as eval_split:
-        _, report = train(train_split, eval_split, logdir, TrainerOptions(epochs=int(epochs)), ClipOptions(),
-                          TelemetryOptions(histogram_every_n_steps=0))
+        _, report = train(train_split, eval_split, logdir, TrainingOptions(
+            TrainerOptions(epochs=int(epochs)), telemetry=TelemetryOptions(histogram_every_n_steps=0)))
         mode = type(train_split).__name__
     print(json.dumps({"mode": mode, "records": train_split.size, "peak_rss_mib": peak_rss_mib(),
                       "accuracy": report.eval_accuracy}))

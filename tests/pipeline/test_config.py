@@ -7,7 +7,7 @@ import pytest
 
 from components.common.errors import ConfigError
 from components.trainer.options import STRATEGIES
-from components.trainer.run_fn import parse_custom_config
+from components.trainer.options import TrainingOptions
 from pipeline.config import PipelineConfig, load_config
 from tests.e2e.run_cli import REPO
 
@@ -34,8 +34,8 @@ def test_toml_then_overrides(tmp_path):
 def test_json_round_trip_and_custom_config():
     config = load_config(None, ["clip.strategy=percentile", "trainer.optimizer=sgd"])
     assert PipelineConfig.from_dict(json.loads(config.to_json())) == config
-    trainer, clip, telemetry = parse_custom_config(json.loads(json.dumps(config.trainer_custom_config())))
-    assert (trainer, clip, telemetry) == (config.trainer, config.clip, config.telemetry)
+    options = TrainingOptions.from_custom_config(json.loads(json.dumps(config.trainer_custom_config())))
+    assert options == TrainingOptions(config.trainer, config.clip, config.telemetry)
     assert config.transform_custom_config() == {"scaling": {"mode": "divide", "divisor": 255.0}}
 
 

@@ -15,8 +15,8 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_transform.tf_metadata import dataset_metadata
 
 from components.trainer.data import FINGERPRINTS, BucketWriter, InMemorySplit, SpilledSplit
-from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
-from components.trainer.run_fn import train
+from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions, TrainingOptions
+from components.trainer.session import train
 from components.transform.preprocessing import preprocessing_fn
 from pipeline.pipeline import SCHEMA_FILE
 
@@ -46,8 +46,8 @@ def tiny_run(logdir: str, train_split=None, epochs: int = 12, batch_size: int = 
              every: int = 5, loss: str = "mse"):
     options = TrainerOptions(hidden_units=(16,), optimizer="sgd", learning_rate=0.1, loss=loss, epochs=epochs,
                              batch_size=batch_size, steps_per_call=4, seed=3)
-    return train(train_split or synthetic_split(), synthetic_split(1), logdir, options, clip,
-                 TelemetryOptions(histogram_every_n_steps=every, clip_rate_window=5)), options
+    return train(train_split or synthetic_split(), synthetic_split(1), logdir, TrainingOptions(
+        options, clip, TelemetryOptions(histogram_every_n_steps=every, clip_rate_window=5))), options
 
 
 def transform_output(folder: str) -> tft.TFTransformOutput:

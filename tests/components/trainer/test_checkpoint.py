@@ -10,8 +10,8 @@ from tensorboard.compat.proto import event_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from components.trainer import checkpoint
-from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
-from components.trainer.run_fn import train
+from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions, TrainingOptions
+from components.trainer.session import train
 from pipeline.tools.events import read_run
 from tests.components.trainer.helpers import spilled, synthetic_split
 
@@ -21,8 +21,8 @@ SPLITS = (synthetic_split(), synthetic_split(1))
 def _train(logdir, epochs, checkpoints=None, strategy="percentile", splits=SPLITS, clip=None, every=5):
     options = TrainerOptions(hidden_units=(16,), optimizer="adam", learning_rate=0.01, epochs=epochs, batch_size=16,
                              steps_per_call=3, checkpoint_every_n_steps=every, seed=1)
-    return train(*splits, str(logdir), options, clip or ClipOptions(strategy=strategy, window=8),
-                 TelemetryOptions(histogram_every_n_steps=4), checkpoints=checkpoints)
+    return train(*splits, str(logdir), TrainingOptions(options, clip or ClipOptions(strategy=strategy, window=8),
+                 TelemetryOptions(histogram_every_n_steps=4)), checkpoints=checkpoints)
 
 
 class Interrupted(Exception):

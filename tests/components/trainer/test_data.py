@@ -11,8 +11,8 @@ import tensorflow_transform as tft
 from components.example_gen.readers import read_idx_split
 from components.example_gen.records import serialize_examples
 from components.trainer import data
-from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
-from components.trainer.run_fn import train
+from components.trainer.options import TelemetryOptions, TrainerOptions, TrainingOptions
+from components.trainer.session import train
 from tests.components.trainer.helpers import transform_output, write_records
 from tests.idx_files import synthetic
 
@@ -107,8 +107,8 @@ def test_streamed_training_is_as_accurate_as_in_memory(mnist_slice, transform, t
                 data.open_split([str(tmp_path / "eval.gz")], transform, 2**30) as eval_split:
             assert len(getattr(train_split, "paths", ())) == (8 if mode == "spilled" else 0)
             accuracy[mode] = [
-                train(train_split, eval_split, str(tmp_path / f"{mode}-{seed}"), TrainerOptions(epochs=10, seed=seed),
-                      ClipOptions(), TelemetryOptions(histogram_every_n_steps=0))[1].eval_accuracy
+                train(train_split, eval_split, str(tmp_path / f"{mode}-{seed}"), TrainingOptions(
+                    TrainerOptions(epochs=10, seed=seed), telemetry=TelemetryOptions(histogram_every_n_steps=0)))[1].eval_accuracy
                 for seed in range(3)
             ]
     assert min(accuracy["in memory"] + accuracy["spilled"]) > 0.9, accuracy

@@ -7,8 +7,8 @@ import tensorflow as tf
 from components.trainer.loop import make_loss
 from components.trainer.model import MLP
 from components.trainer.noise_scale import NoiseScale, two_batch_estimates
-from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
-from components.trainer.run_fn import train
+from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions, TrainingOptions
+from components.trainer.session import train
 from pipeline.tools.events import read_run
 from tests.components.trainer.helpers import synthetic_split
 
@@ -61,8 +61,8 @@ def test_the_loops_halves_feed_the_estimator_the_gradients_it_trains_on(tmp_path
     options = TrainerOptions(hidden_units=(16,), optimizer="sgd", learning_rate=1e-30, lr_schedule="constant",
                              loss="mse", epochs=6, batch_size=64, steps_per_call=3, seed=2)
     split = synthetic_split()
-    _, report = train(split, synthetic_split(1), str(tmp_path), options, ClipOptions(strategy="none"),
-                      TelemetryOptions(histogram_every_n_steps=0, noise_scale=True))
+    _, report = train(split, synthetic_split(1), str(tmp_path), TrainingOptions(
+        options, ClipOptions(strategy="none"), TelemetryOptions(histogram_every_n_steps=0, noise_scale=True)))
     model, loss_fn = MLP(options.hidden_units, options.init, options.seed), make_loss("mse")
 
     def squared_norm(images, labels):

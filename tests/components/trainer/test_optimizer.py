@@ -5,7 +5,7 @@ import tensorflow as tf
 import tf_keras
 
 from components.trainer.options import TrainerOptions
-from components.trainer.run_fn import make_optimizer
+from components.trainer.session import make_optimizer
 
 CURRENT = {"sgd": tf_keras.optimizers.SGD, "adam": tf_keras.optimizers.Adam}
 

@@ -14,9 +14,9 @@ from components.trainer import checkpoint, clipping
 from components.trainer.data import InMemorySplit
 from components.trainer.loop import TrainingLoop, make_loss
 from components.trainer.model import MLP
-from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
+from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions, TrainingOptions
 from components.trainer.report import GradientReport
-from components.trainer.run_fn import make_optimizer, train
+from components.trainer.session import make_optimizer, train
 from pipeline.tools.events import read_run
 from tests.components.trainer.helpers import SpikedSplit
 
@@ -45,8 +45,8 @@ def splits(real_mnist):
 
 
 def _train(splits, logdir, checkpoints=None, clip=CLIP, **settings):
-    return train(*splits, str(logdir), dataclasses.replace(OPTIONS, **settings), clip,
-                 TelemetryOptions(histogram_every_n_steps=0), checkpoints=None if checkpoints is None else str(checkpoints))
+    return train(*splits, str(logdir), TrainingOptions(dataclasses.replace(OPTIONS, **settings), clip,
+                 TelemetryOptions(histogram_every_n_steps=0)), checkpoints=None if checkpoints is None else str(checkpoints))
 
 
 @pytest.fixture(scope="module")

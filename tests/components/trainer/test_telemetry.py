@@ -5,8 +5,8 @@ import tensorflow as tf
 
 from components.trainer.loop import make_loss
 from components.trainer.model import MLP
-from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions
-from components.trainer.run_fn import make_optimizer, train
+from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions, TrainingOptions
+from components.trainer.session import make_optimizer, train
 from pipeline.tools.events import read_run
 from tests.components.trainer.helpers import SIZE, synthetic_split, tiny_run
 
@@ -166,8 +166,8 @@ def test_update_norms_and_ratios_under_adam_equal_the_weights_change_computed_ap
     options = TrainerOptions(hidden_units=(16,), optimizer="adam", learning_rate=0.01, lr_schedule="constant",
                              loss="mse", epochs=5, batch_size=SIZE, steps_per_call=2, seed=4)
     split = synthetic_split()
-    train(split, synthetic_split(1), str(tmp_path), options, ClipOptions(strategy="none"),
-          TelemetryOptions(histogram_every_n_steps=0))
+    train(split, synthetic_split(1), str(tmp_path),
+          TrainingOptions(options, ClipOptions(strategy="none"), TelemetryOptions(histogram_every_n_steps=0)))
     events = read_run(str(tmp_path))
     model = MLP(options.hidden_units, options.init, options.seed)
     optimizer, loss_fn = make_optimizer(options, 5), make_loss("mse")
@@ -192,7 +192,7 @@ def test_update_norms_and_ratios_under_adam_equal_the_weights_change_computed_ap
 def test_updates_off_writes_none_and_the_report_says_nothing_of_them(tmp_path):
     options = TrainerOptions(hidden_units=(16,), optimizer="sgd", learning_rate=0.1, loss="mse", epochs=3,
                              batch_size=SIZE, steps_per_call=2, seed=3)
-    _, report = train(synthetic_split(), synthetic_split(1), str(tmp_path), options, ClipOptions(),
-                      TelemetryOptions(histogram_every_n_steps=0, updates=False))
+    _, report = train(synthetic_split(), synthetic_split(1), str(tmp_path), TrainingOptions(
+        options, telemetry=TelemetryOptions(histogram_every_n_steps=0, updates=False)))
     assert not any(tag.startswith("update/") for tag in read_run(str(tmp_path)))
     assert not report.updates_measured and not any(line.startswith(("first spike", "spikes")) for line in report.lines())
