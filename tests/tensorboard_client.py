@@ -21,9 +21,9 @@ class Board:
         self.url = url
 
     @classmethod
-    def start(cls, spec: str) -> "Board":
+    def start(cls, spec: str, data_location: str = "") -> "Board":
         """A TensorBoard server in this process, on a free port."""
-        return cls(start_server(spec, "127.0.0.1", free_port()))
+        return cls(start_server(spec, "127.0.0.1", free_port(), data_location))
 
     def get(self, path: str, **query):
         with urllib.request.urlopen(self.url + path + ("?" + urllib.parse.urlencode(query) if query else ""),
@@ -79,3 +79,10 @@ class Board:
 
 def charts(layout: dict, category: str) -> List[dict]:
     return next(c["chart"] for c in layout["category"] if c["title"] == category)
+
+
+def chart_regexes(chart: dict) -> List[str]:
+    """A chart's tag regexes: a multiline chart's, or each margin series' value, lower and upper."""
+    if "margin" in chart:
+        return [series[part] for series in chart["margin"]["series"] for part in ("value", "lower", "upper")]
+    return chart["multiline"]["tag"]

@@ -19,13 +19,18 @@ from tensorboard.plugins.hparams import api_pb2 as hparams_api_pb2, metadata as 
 from tensorboard.plugins.hparams import summary_v2 as hp  # not .api: that imports TensorFlow into a CLI's start
 
 from components.trainer import tags
-from components.trainer.options import ClipOptions, TelemetryOptions, unread_clip_settings
+from components.trainer.options import STRATEGIES, ClipOptions, TelemetryOptions, unread_clip_settings
 
 if TYPE_CHECKING:
     from components.trainer.report import GradientReport
 
 CLIPPING, UPDATES, PER_VARIABLE, TRAINING = "Clipping", "Updates", "Per variable", "Training"
-NORMS_CHART = "global gradient norm: pre-clip, post-clip and the threshold"
+CLIPPING_DETAIL = "Clipping: the threshold, how often, and the guards"
+# TensorBoard colours Custom Scalars by run, so two lines of one run share a colour: the norm is a line and
+# what clipping removed a band below it (a margin chart), and the threshold a chart of its own. The band is
+# the one chart of the first category: TensorBoard 2.16 does not keep a margin chart's place among others.
+NORMS_CHART = "global gradient norm: pre-clip (line) and what clipping removed (the band, down to the post-clip norm)"
+THRESHOLD_CHART = "clip threshold in force (a norm above it is clipped)"
 
 # The settings recorded per run, by their ``--set`` names (``pipeline.tools.tensorboard``
 # reads the same names from ML Metadata).
@@ -60,16 +65,24 @@ def _chart(title: str, *chart_tags: str) -> layout_pb2.Chart:
     return layout_pb2.Chart(title=title, multiline=layout_pb2.MultilineChartContent(tag=map(_whole_tag, chart_tags)))
 
 
+def _band(title: str, value: str, lower: str, upper: str) -> layout_pb2.Chart:
+    """A line and a band around it; TensorBoard looks the three up by tag name, not regex."""
+    series = layout_pb2.MarginChartContent.Series(value=value, lower=lower, upper=upper)
+    return layout_pb2.Chart(title=title, margin=layout_pb2.MarginChartContent(series=[series]))
+
+
 def clipping_layout(variable_names: Sequence[str], telemetry: TelemetryOptions, clip: ClipOptions) -> layout_pb2.Layout:
-    """Clipping, then the optimizer's updates (where ``telemetry.updates``) and the gradient noise scale
-    (where ``telemetry.noise_scale``), then each variable's pre- and post-clip norms, then training curves.
+    """Clipping (the norm), its threshold, how often it clipped and the guards, then the optimizer's
+    updates (where ``telemetry.updates``) and the gradient noise scale (where ``telemetry.noise_scale``),
+    then each variable's pre- and post-clip norms, then training curves.
 
     Every run writes the same titles, so TensorBoard merges the runs' layouts
     into one set of charts with a line per run. What an adaptive strategy or
     guard measures (ZClip's statistics, the spike guard's z-scores) has charts
     in the runs that use it."""
+    norms = [_band(NORMS_CHART, tags.PRE_CLIP, tags.POST_CLIP, tags.PRE_CLIP)]  # every run writes both: no missing tags
     clipping = [
-        _chart(NORMS_CHART, tags.PRE_CLIP, tags.POST_CLIP, tags.THRESHOLD),
+        *([_chart(THRESHOLD_CHART, tags.THRESHOLD)] if STRATEGIES[clip.strategy].has_threshold else []),
         _chart(f"how often clipping fires: fraction of steps so far, and of the last {telemetry.clip_rate_window}",
                tags.CLIPPED_FRACTION, tags.CLIPPED_RECENT),
         _chart("clip scale factor (post-clip / pre-clip norm; 1 = untouched)", tags.SCALE),
@@ -105,7 +118,8 @@ def clipping_layout(variable_names: Sequence[str], telemetry: TelemetryOptions, 
         _chart("eval accuracy", tags.ACCURACY),
         _chart("learning rate", tags.LEARNING_RATE),
     ]
-    categories = [(CLIPPING, clipping), (UPDATES, updates), (PER_VARIABLE, per_variable), (TRAINING, training)]
+    categories = [(CLIPPING, norms), (CLIPPING_DETAIL, clipping), (UPDATES, updates), (PER_VARIABLE, per_variable),
+                  (TRAINING, training)]
     return layout_pb2.Layout(category=[layout_pb2.Category(title=t, chart=charts) for t, charts in categories if charts])
 
 

@@ -24,6 +24,9 @@ class Strategy:
 
     implementation: str
     settings: Tuple[str, ...] = ()
+    # Has a norm bound in force on every step (``ClipStats.threshold`` finite, logged as clip/threshold):
+    # the Clipping dashboard gives it a chart.
+    has_threshold: bool = False
 
 
 # The one registry of clip strategies, without TensorFlow so that settings are checked before it loads:
@@ -31,11 +34,11 @@ class Strategy:
 STRATEGIES: Dict[str, Strategy] = {
     "none": Strategy("NoClip"),
     "value": Strategy("ClipByValue", ("lo", "hi")),
-    "norm": Strategy("ClipByNorm", ("threshold",)),
-    "global_norm": Strategy("ClipByGlobalNorm", ("threshold",)),
-    "percentile": Strategy("PercentileClip", ("percentile", "window")),
+    "norm": Strategy("ClipByNorm", ("threshold",), has_threshold=True),
+    "global_norm": Strategy("ClipByGlobalNorm", ("threshold",), has_threshold=True),
+    "percentile": Strategy("PercentileClip", ("percentile", "window"), has_threshold=True),
     "agc": Strategy("UnitwiseAdaptiveClip", ("ratio", "eps")),
-    "zclip": Strategy("ZClip", ("alpha", "z_threshold", "warmup_steps", "first_step_scale")),
+    "zclip": Strategy("ZClip", ("alpha", "z_threshold", "warmup_steps", "first_step_scale"), has_threshold=True),
 }
 # SkipOnSpike's settings, read (and validated) only where clip.skip_spikes is on.
 SPIKE_SETTINGS = ("spike_sigmas", "spike_window", "max_consecutive_spikes")

@@ -29,11 +29,12 @@ HPARAMS_PNG = "tensorboard_hparams.png"
 CLIPPING_PAGE = "#custom_scalars&_smoothingWeight=0"
 HPARAMS_PAGE = "#hparams"
 RENDER_SECONDS = 3  # after the text is there, for the charts' lines to be drawn
-CLIPPING_CHARTS = 3  # the first category's
+CLIPPING_CHARTS = 4  # the first category's
 HPARAMS_SIZE = (2400, 420)
 
-# Norms span 0.1 to 1e11 here: show outliers, put every "gradient norm" chart on a log axis, and open
-# the Clipping charts' legends (which series is which run and tag). Returns how many charts went log.
+# Norms span 0.1 to 1e11 here: show outliers, put every "gradient norm" chart on a log axis, widen the norm's
+# band chart, and open the Clipping charts' legends (which series is which run and tag). Returns how many charts
+# went log.
 _PREPARE_CHARTS = """(() => {
   const below = (root) => {  // root and every element under it, through shadow roots
     const found = [];
@@ -46,11 +47,15 @@ _PREPARE_CHARTS = """(() => {
   const outliers = found.find(n => n.tagName === "PAPER-CHECKBOX" && n.textContent.includes("Ignore outliers"));
   if (outliers && outliers.checked) outliers.click();
   let toggled = 0;
-  const cards = found.filter(n => n.tagName === "TF-CUSTOM-SCALAR-MULTI-LINE-CHART-CARD");
+  const cards = found.filter(n => ["TF-CUSTOM-SCALAR-MULTI-LINE-CHART-CARD", "TF-CUSTOM-SCALAR-MARGIN-CHART-CARD"]
+                                   .includes(n.tagName));
   cards.forEach((card, index) => {
     const inside = below(card);
     const button = inside.find(n => n.getAttribute && n.getAttribute("title") === "Toggle y-axis log scale");
     if (button && String(card.title).includes("gradient norm")) { button.click(); toggled++; }
+    // The first category's one chart, the norm and its band, at the dashboard's full width.
+    const expand = inside.find(n => n.getAttribute && n.getAttribute("icon") === "fullscreen");
+    if (expand && card.tagName === "TF-CUSTOM-SCALAR-MARGIN-CHART-CARD") expand.click();
     const legend = inside.find(n => n.classList && n.classList.contains("toggle-matches-button"));
     if (legend && index < CLIPPING_CHARTS) legend.click();
   });
@@ -101,13 +106,14 @@ def ensure_experiment(args: argparse.Namespace, output_dir: str) -> None:
 def serve(output_dir: str) -> tuple[str, List[str]]:
     """TensorBoard over the output dir's Trainer runs; its URL and the runs' names."""
     runs, spec = tensorboard.prepare(output_dir)
-    return tensorboard.start_server(spec, "127.0.0.1", browser.free_port()), tensorboard.run_names(runs)
+    url = tensorboard.start_server(spec, "127.0.0.1", browser.free_port(), f"the Trainer runs of {os.path.relpath(output_dir)}")
+    return url, tensorboard.run_names(runs)
 
 
 def photograph(url: str, names: List[str], docs: str, width: int, height: int) -> List[str]:
     with browser.HeadlessChromium(width, height) as page:
         page.open(url + CLIPPING_PAGE)
-        page.wait_for_text([f"grad_norm/pre_clip ({name}/train)" for name in names] + ["clip/threshold ("])
+        page.wait_for_text([f"{name}/train" for name in names] + ["clip/threshold ("])
         if not page.evaluate(f"const CLIPPING_CHARTS = {CLIPPING_CHARTS}; {_PREPARE_CHARTS}"):
             raise RuntimeError("found no gradient-norm chart to put on a log axis")
         time.sleep(RENDER_SECONDS)

@@ -93,8 +93,13 @@ def _show(value: object) -> str:
     return str(value)
 
 
+# The run TensorBoard makes of the experiment folder (unnamed in the logdir spec): it holds the HParams
+# table's columns and metrics, which the plugin reads from whichever run has them, and no data of its own.
+EXPERIMENT_RUN = "."
+
+
 def logdir_spec(runs: List[TrainerRun], experiment_dir: str) -> str:
-    """Each run under its name; the experiment folder unnamed, so TensorBoard reads it as its top run (``.``)."""
+    """Each run under its name; the experiment folder unnamed (its run is ``EXPERIMENT_RUN``)."""
     return ",".join([*(f"{name}:{run.logdir}" for name, run in zip(run_names(runs), runs)), experiment_dir])
 
 
@@ -125,11 +130,38 @@ def prepare(output_dir: str) -> tuple[List[TrainerRun], str]:
     return runs, logdir_spec(runs, experiment_dir)
 
 
-def start_server(spec: str, host: str, port: int) -> str:
-    """Starts TensorBoard in this process (background threads); returns its URL."""
+class RunsShown:
+    """TensorBoard's data with the experiment folder's run left out of its run lists (the sidebar's, Time
+    Series'), where it would show as a run named ``.`` with nothing in it; the HParams plugin still reads
+    the experiment from it. Everything else is the data provider's own."""
+
+    def __init__(self, provider, data_location: str):
+        self._provider, self._data_location = provider, data_location
+
+    def list_runs(self, ctx=None, *, experiment_id):
+        return [run for run in self._provider.list_runs(ctx, experiment_id=experiment_id)
+                if run.run_name != EXPERIMENT_RUN]
+
+    def experiment_metadata(self, ctx=None, *, experiment_id):
+        """Where the data is, as the user named it (the sidebar shows it), not the spec of absolute paths."""
+        from tensorboard.data import provider  # noqa: PLC0415
+
+        return provider.ExperimentMetadata(data_location=self._data_location)
+
+    def __getattr__(self, name: str):
+        return getattr(self._provider, name)
+
+
+def start_server(spec: str, host: str, port: int, data_location: str = "") -> str:
+    """Starts TensorBoard in this process (background threads) with ``RunsShown``'s run lists; returns its URL."""
     from tensorboard import program  # noqa: PLC0415
 
-    board = program.TensorBoard()
+    class Board(program.TensorBoard):
+        def _make_data_provider(self):  # TensorBoard 2.16's one place that makes it (pinned)
+            provider, multiplexer = super()._make_data_provider()
+            return RunsShown(provider, data_location or spec), multiplexer
+
+    board = Board()
     board.configure(argv=[None, "--logdir_spec", spec, "--host", host, "--port", str(port)])
     return board.launch()
 
@@ -157,7 +189,7 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"--host {args.host} --port {args.port}")
     if args.print_only:
         return 0
-    url = start_server(spec, args.host, args.port)
+    url = start_server(spec, args.host, args.port, f"the Trainer runs of {args.output_dir}")
     print(f"TensorBoard at {url} (Ctrl-C to stop)\n  Clipping dashboard: {url}#custom_scalars\n  "
           f"HParams table: {url}#hparams", flush=True)
     try:

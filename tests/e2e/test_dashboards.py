@@ -9,9 +9,24 @@ import time
 
 import pytest
 
+from components.trainer.dashboards import CLIPPING_DETAIL, NORMS_CHART, THRESHOLD_CHART
 from pipeline.tools import browser
 from tests.e2e.run_cli import REPO
-from tests.tensorboard_client import Board, charts
+from tests.tensorboard_client import Board, chart_regexes, charts
+
+
+# The norm chart's filled areas (Plottable draws a margin chart's band as an "area" path) with a shape.
+BANDS = """(() => {
+  const cards = [];
+  const walk = (node) => { if (node.tagName === "TF-CUSTOM-SCALAR-MARGIN-CHART-CARD") cards.push(node);
+                           if (node.shadowRoot) walk(node.shadowRoot); for (const c of node.children || []) walk(c); };
+  walk(document.documentElement);
+  const areas = [];
+  const collect = (node) => { if (node.classList && node.classList.contains("area")) areas.push(node);
+                              if (node.shadowRoot) collect(node.shadowRoot); for (const c of node.children || []) collect(c); };
+  cards.forEach(collect);
+  return areas.filter(a => (a.getAttribute("d") || "").length > 20).length;
+})()"""
 
 
 @pytest.fixture(scope="module")
@@ -80,17 +95,18 @@ def test_hparams_rows_equal_the_runs_summaries(served):
 def test_clipping_dashboard_merges_both_runs(served):
     board, runs, _ = served
     layout = board.layout()
-    assert [c["title"] for c in layout["category"]] == ["Clipping", "Updates", "Per variable", "Training"]
-    norms = charts(layout, "Clipping")[0]
+    assert [c["title"] for c in layout["category"]] == ["Clipping", CLIPPING_DETAIL, "Updates", "Per variable", "Training"]
+    [norms], threshold = charts(layout, "Clipping"), charts(layout, CLIPPING_DETAIL)[0]
     matched = {}
     for name in runs:
-        for regex in norms["multiline"]["tag"]:
+        for regex in chart_regexes(norms) + chart_regexes(threshold):
             matched.update({(name, tag): points for tag, points in board.matching_tags(f"{name}/train", regex).items()})
     assert set(matched) == {("clip=none", "grad_norm/pre_clip"), ("clip=none", "grad_norm/post_clip"),
                             ("clip=global_norm", "grad_norm/pre_clip"), ("clip=global_norm", "grad_norm/post_clip"),
                             ("clip=global_norm", "clip/threshold")}
     assert max(p[2] for p in matched[("clip=global_norm", "grad_norm/post_clip")]) <= 15.0 * (1 + 1e-5)
     assert max(p[2] for p in matched[("clip=none", "grad_norm/pre_clip")]) > 1e4  # the explosion, on the same chart
+    assert "." not in board.get("data/runs")  # the experiment folder the HParams table reads is no run to pick
 
 
 def test_a_real_browser_shows_the_clipping_charts(served, tmp_path):
@@ -103,11 +119,13 @@ def test_a_real_browser_shows_the_clipping_charts(served, tmp_path):
         page.open(board.url + "#custom_scalars&_smoothingWeight=0")
         # Chart titles, and the series legend each chart lists once its data arrived.
         text = page.wait_for_text([
-            "Clipping", "global gradient norm: pre-clip, post-clip and the threshold", "Per variable", "Training",
-            *(f"grad_norm/pre_clip ({name}/train)" for name in runs),
-            "grad_norm/post_clip (clip=global_norm/train)", "clip/threshold (clip=global_norm/train)",
+            "Clipping", NORMS_CHART, THRESHOLD_CHART, "Per variable", "Training",
+            "clip/threshold (clip=global_norm/train)", "clip=none/train", "clip=global_norm/train",
         ])
-        assert text.index("Clipping") < text.index("Per variable") < text.index("Training")
+        assert text.index(NORMS_CHART) < text.index(THRESHOLD_CHART) < text.index("Per variable") < text.index("Training")
+        assert "Missing Tags" not in text  # every run has the band's three series
+        # The band: one filled area per run under the norm chart's lines, drawn in the run's colour.
+        assert page.evaluate(BANDS) == 2
         time.sleep(2)
         picture = page.screenshot(str(tmp_path / "clipping.png"))
     with open(picture, "rb") as f:

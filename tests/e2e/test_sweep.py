@@ -14,7 +14,8 @@ from components.trainer.report import GradientReport
 from pipeline import metadata
 from pipeline.tools.tensorboard import prepare
 from tests.e2e.run_cli import REPO, read_summary
-from tests.tensorboard_client import Board, charts
+from components.trainer.dashboards import CLIPPING_DETAIL
+from tests.tensorboard_client import Board, chart_regexes, charts
 
 SETTINGS = ["none", "global_norm-0.25"]
 POINTS = [f"{setting}-seed{seed}" for setting in SETTINGS for seed in (0, 1)]
@@ -151,10 +152,10 @@ def test_every_point_and_seed_is_a_row_of_the_hparams_table_with_its_name_as_tri
         assert session["hparams"]["trainer.seed"] == point["seed"]
     differing = [h["name"] for h in board.experiment()["hparamInfos"] if h.get("differs")]
     assert differing == ["clip.strategy", "clip.threshold", "trainer.seed"]
-    norms = charts(board.layout(), "Clipping")[0]  # pre, post and threshold: every point on the one chart
+    [norms], threshold = charts(board.layout(), "Clipping"), charts(board.layout(), CLIPPING_DETAIL)[0]  # every point
     for point in added["points"]:
         run = f"{names[point['point']]}/train"
-        shown = {tag for regex in norms["multiline"]["tag"] for tag in board.matching_tags(run, regex)}
+        shown = {tag for regex in chart_regexes(norms) + chart_regexes(threshold) for tag in board.matching_tags(run, regex)}
         assert shown == {"grad_norm/pre_clip", "grad_norm/post_clip"} | ({"clip/threshold"} if point["threshold"] else set())
 
 

@@ -184,6 +184,20 @@ def test_each_strategy_is_built_from_exactly_the_settings_it_reads(name):
 
 
 @pytest.mark.parametrize("name", ALL)
+def test_the_strategies_said_to_have_a_threshold_have_one_on_every_step_and_no_other_does(name):
+    """The flag that gives the Clipping dashboard its threshold chart: a finite bound on every step (warm-up and
+    spikes included) that no step's clipped norm exceeds where it bounds the global norm."""
+    strategy = clipping.make_strategy(ClipOptions(strategy=name, threshold=1.0, warmup_steps=2))
+    thresholds = []
+    for scale in (0.1, 0.2, 10.0, 1000.0, 0.1, 50.0):
+        _, stats = strategy.apply([g * scale for g in GRADS], PARAMS)
+        thresholds.append(float(stats.threshold))
+        if name != "norm":  # a bound per tensor: the global norm may sum above it
+            assert float(stats.post_global) <= float(stats.threshold) * (1 + 1e-6)
+    assert all(map(math.isfinite, thresholds)) == STRATEGIES[name].has_threshold, thresholds
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_strategies_trace_without_autograph_as_the_training_step_does(name):
     options = ClipOptions(strategy=name, threshold=4.0)
     eager_clipped, eager_stats = clipping.make_strategy(options).apply(GRADS, PARAMS)

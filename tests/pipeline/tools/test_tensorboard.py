@@ -3,10 +3,11 @@ and histograms, the Clipping dashboard (Custom Scalars) and the HParams table.""
 import pytest
 
 from components.common.typed import to_dict
+from components.trainer.dashboards import CLIPPING_DETAIL
 from components.trainer.options import ClipOptions
 from pipeline.tools.tensorboard import TrainerRun, logdir_spec, run_names, write_experiment
 from tests.components.trainer.helpers import tiny_run
-from tests.tensorboard_client import Board, charts
+from tests.tensorboard_client import Board, chart_regexes, charts
 
 VARIABLES = ["dense_0/kernel", "dense_0/bias", "dense_1/kernel", "dense_1/bias"]
 CLIPPED, UNCLIPPED = "clip=global_norm", "clip=none"
@@ -45,7 +46,7 @@ def board(tmp_path_factory):
     assert names == [CLIPPED, UNCLIPPED]
     experiment_dir = str(tmp / "tensorboard")
     write_experiment(runs, experiment_dir)
-    board = Board.start(logdir_spec(runs, experiment_dir))
+    board = Board.start(logdir_spec(runs, experiment_dir), "two tiny runs")
     board.wait_for(f"{name}/train" for name in names)
     return board, {name: (run, reports[run.settings["clip.strategy"]]) for name, run in zip(names, runs)}
 
@@ -67,34 +68,46 @@ def test_scalars_and_histograms_pre_and_post_clip(board):
 def test_clipping_dashboard_comes_first_and_every_chart_shows_data(board):
     board, _ = board
     layout = board.layout()
-    assert [c["title"] for c in layout["category"]] == ["Clipping", "Updates", "Per variable", "Training"]
+    assert [c["title"] for c in layout["category"]] == ["Clipping", CLIPPING_DETAIL, "Updates", "Per variable", "Training"]
     runs = board.get("data/runs")
     for category in layout["category"]:
         for chart in category["chart"]:
-            for regex in chart["multiline"]["tag"]:
+            for regex in chart_regexes(chart):
                 assert any(board.matching_tags(run, regex) for run in runs), (chart["title"], regex)
 
 
-def test_norms_chart_is_pre_post_and_threshold_exactly(board):
+def test_the_norm_is_a_line_what_clipping_removed_a_band_and_the_threshold_a_chart_of_its_own(board):
+    """TensorBoard colours Custom Scalars by run: no chart has two series of one run in one colour."""
     board, _ = board
-    chart = charts(board.layout(), "Clipping")[0]
-    assert chart["title"] == "global gradient norm: pre-clip, post-clip and the threshold"
-    for run, expected in ((CLIPPED, {"grad_norm/pre_clip", "grad_norm/post_clip", "clip/threshold"}),
-                          (UNCLIPPED, {"grad_norm/pre_clip", "grad_norm/post_clip"})):  # no bound, no threshold
-        matched = {}
-        for regex in chart["multiline"]["tag"]:
-            matched.update(board.matching_tags(f"{run}/train", regex))
-        assert set(matched) == expected, run
-        assert all(len(points) == 12 for points in matched.values())
-    # Nothing else in any run (per-variable norms, the root's final/* values) falls into that chart.
+    [norms], threshold = charts(board.layout(), "Clipping"), charts(board.layout(), CLIPPING_DETAIL)[0]
+    assert norms["title"].startswith("global gradient norm: pre-clip (line) and what clipping removed (the band")
+    # The browser looks a margin series' tags up by name, not as regexes.
+    assert norms["margin"]["series"] == [
+        {"value": "grad_norm/pre_clip", "lower": "grad_norm/post_clip", "upper": "grad_norm/pre_clip"}]
+    for run, clipped in ((CLIPPED, True), (UNCLIPPED, False)):
+        pre, post = (board.matching_tags(f"{run}/train", f"{tag}$")[tag] for tag in ("grad_norm/pre_clip", "grad_norm/post_clip"))
+        assert [p[1] for p in pre] == [p[1] for p in post] == list(range(12))  # same steps: a band at every one
+        assert all(low[2] <= high[2] * (1 + 1e-6) for low, high in zip(post, pre))  # the band below the line
+        assert any(low[2] < high[2] * 0.99 for low, high in zip(post, pre)) == clipped  # and only where it clipped
+    assert threshold["title"] == "clip threshold in force (a norm above it is clipped)"
+    assert set(board.matching_tags(f"{CLIPPED}/train", threshold["multiline"]["tag"][0])) == {"clip/threshold"}
+    assert not board.matching_tags(f"{UNCLIPPED}/train", threshold["multiline"]["tag"][0])  # none: no bound
+    # Nothing else in any run (per-variable norms, the root's final/* values) falls into the threshold chart.
     for run in board.get("data/runs"):
-        for regex in chart["multiline"]["tag"]:
-            assert set(board.matching_tags(run, regex)) <= {"grad_norm/pre_clip", "grad_norm/post_clip", "clip/threshold"}
+        assert set(board.matching_tags(run, threshold["multiline"]["tag"][0])) <= {"clip/threshold"}
+
+
+def test_the_run_lists_leave_out_the_experiment_folder_that_the_hparams_table_reads(board):
+    board, _ = board
+    assert sorted(board.get("data/runs")) == sorted(f"{name}/{split}" for name in (CLIPPED, UNCLIPPED)
+                                                    for split in ("train", "eval"))
+    assert board.experiment()["metricInfos"]  # read from that folder: the table's metric columns
+    assert board.get("data/environment")["data_location"] == "two tiny runs"
 
 
 def test_how_often_clipping_fires_chart(board):
     board, _ = board
-    chart = charts(board.layout(), "Clipping")[1]
+    chart = charts(board.layout(), CLIPPING_DETAIL)[1]
     matched = {}
     for regex in chart["multiline"]["tag"]:
         matched.update(board.matching_tags(f"{CLIPPED}/train", regex))
@@ -119,7 +132,7 @@ def test_two_runs_give_one_merged_layout(board):
             matched.update(board.matching_tags(f"{UNCLIPPED}/train", regex))
         assert set(matched) == {f"update/{variable}/norm", f"update/{variable}/ratio"}
     titles = [c["title"] for category in layout["category"] for c in category["chart"]]
-    assert len(titles) == len(set(titles)) == 4 + (2 + 4) + 4 + 3  # clipping, updates, per variable, training
+    assert len(titles) == len(set(titles)) == 5 + (2 + 4) + 4 + 3  # clipping, updates, per variable, training
 
 
 def test_hparams_table_lists_both_runs_with_settings_and_results(board):
