@@ -1,17 +1,22 @@
-"""Shared helpers for benchmarks: find real MNIST, time a callable."""
+"""Shared helpers for benchmarks: find real MNIST, time a callable, run a command and measure it."""
 from __future__ import annotations
 
+import dataclasses
 import os
+import subprocess
 import sys
+import threading
 import time
-from typing import Callable
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
+import psutil
 
 import components  # noqa: F401  (Keras choice before TensorFlow loads)
 from components.example_gen.readers import read_idx_split
 
 SHARED_MNIST = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def mnist_dir() -> str:
@@ -38,3 +43,62 @@ def best_of(repeats: int, fn: Callable[[], int]) -> float:
         steps = fn()
         best = max(best, steps / (time.perf_counter() - start))
     return best
+
+
+class RssSampler:
+    """The RSS of a process and all its descendants, summed, every ``interval`` seconds, in a thread: the
+    one meaning of peak RSS in these benchmarks (a process tree's, as Beam's or TFX's children add to it)."""
+
+    def __init__(self, pid: int, interval: float = 0.1):
+        self.process, self.interval = psutil.Process(pid), interval
+        self.samples: List[Tuple[float, float]] = []  # (time.time(), MiB)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                tree = [self.process, *self.process.children(recursive=True)]
+                rss = sum(p.memory_info().rss for p in tree if p.is_running())
+            except psutil.Error:  # the process (or a child) ended between listing and reading
+                continue
+            self.samples.append((time.time(), rss / 2**20))
+            self.stop.wait(self.interval)
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def peak(self) -> float:
+        return max((mib for _, mib in self.samples), default=0.0)
+
+    def window(self, start: float, end: float) -> Tuple[float, float]:
+        """RSS at ``start`` and the peak in [start, end] (MiB); a window shorter than the sampling
+        interval has the sample before it as its peak."""
+        before = [mib for t, mib in self.samples if t <= start] or [self.samples[0][1]]
+        inside = [mib for t, mib in self.samples if start <= t <= end] or before[-1:]
+        return before[-1], max(inside)
+
+
+@dataclasses.dataclass
+class Measured:
+    wall: float  # seconds, the command's own clock
+    peak_rss: float  # MiB, the process tree's (RssSampler)
+    stdout: str
+    rss: RssSampler  # its samples, for windows inside the run
+
+
+def run_command(command: List[str], what: str, cwd: str = REPO, env: Optional[dict] = None) -> Measured:
+    """Runs ``command`` to its end, measuring its wall time and its process tree's peak RSS; a failure
+    ends the benchmark with one line naming ``what`` failed and the command's last line."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sampler = RssSampler(process.pid)
+    stdout, stderr = process.communicate()
+    wall = time.perf_counter() - started
+    sampler.finish()
+    if process.returncode != 0:
+        last = (stderr or stdout).strip().splitlines() or [f"exit status {process.returncode}"]
+        sys.exit(f"{what} failed: {last[-1]}")
+    return Measured(wall, sampler.peak(), stdout, sampler)

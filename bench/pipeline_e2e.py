@@ -13,28 +13,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from typing import Dict, List, Tuple
 
-from bench.common import mnist_dir
+from bench.common import mnist_dir, run_command
 
 NON_TRAINER = ("MnistExampleGen", "StatisticsGen", "Transform", "Evaluator")
 DATA_STAGES = ("MnistExampleGen", "StatisticsGen", "Transform")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_pipeline(output_dir: str, extra: List[str]) -> Tuple[float, Dict]:
-    started = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline.run", "--data-dir", mnist_dir(), "--output-dir", output_dir, *extra],
-        cwd=REPO, capture_output=True, text=True,
-    )
-    wall = time.perf_counter() - started
-    if result.returncode != 0:
-        sys.exit(f"pipeline failed:\n{result.stderr[-3000:]}")
+    command = [sys.executable, "-m", "pipeline.run", "--data-dir", mnist_dir(), "--output-dir", output_dir, *extra]
+    wall = run_command(command, "the pipeline").wall
     with open(os.path.join(output_dir, "summary.json")) as f:
         return wall, json.load(f)
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from typing import Dict, List
 
+from bench.common import run_command
+
 EXAMPLE_BEAM_ARGS = ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]  # the example's _beam_pipeline_args
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def write_records(mnist_dir: str, data_root: str) -> None:
@@ -66,16 +65,9 @@ def run_child(data_root: str, work: str, beam_args: List[str]) -> None:
 def run_reference(data_root: str, beam_args: List[str]) -> Dict:
     """One fresh run in a child process: {"wall": seconds, "components": {node: seconds}}."""
     work = tempfile.mkdtemp(prefix="tfx-mnist-reference-")
-    started = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.reference_mnist", data_root, work, *beam_args],
-        cwd=REPO, capture_output=True, text=True,
-    )
-    wall = time.perf_counter() - started
-    if result.returncode != 0:
-        sys.exit(f"TFX's MNIST example failed:\n{result.stderr[-3000:]}")
-    return {"wall": wall, "components": json.loads(result.stdout.strip().splitlines()[-1])}
-
+    measured = run_command([sys.executable, "-m", "bench.reference_mnist", data_root, work, *beam_args],
+                           "TFX's MNIST example")
+    return {"wall": measured.wall, "components": json.loads(measured.stdout.strip().splitlines()[-1])}
 
 if __name__ == "__main__":
     run_child(sys.argv[1], sys.argv[2], sys.argv[3:])

@@ -4,8 +4,8 @@ Each tile after the first is MNIST shifted by a pixel or two, so records
 differ; train and eval splits are both tiled. The pipeline runs at 1 epoch
 on each size in a fresh output dir, then k = 1 again (a slow spell shows as
 two k = 1 rows that disagree). Per component: wall time from ML Metadata, and
-peak RSS of the pipeline's process and its children while the component
-ran, sampled every 0.1 s. The LocalDagRunner runs every component in one
+peak RSS of the pipeline's process tree while the component ran
+(bench.common.run_command samples it every 0.1 s). The LocalDagRunner runs every component in one
 process, and memory a component frees is not always given back, so a
 component's peak can include what an earlier one left: the RSS at its start
 is printed beside it, and the Trainer and the Evaluator are measured again
@@ -17,21 +17,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from typing import Dict, List, Tuple
 
 import numpy as np
-import psutil
 
-from bench.common import mnist_dir
+from bench.common import mnist_dir, run_command
 from components.example_gen.readers import read_idx_split
 from pipeline import metadata
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMPONENTS = ("MnistExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator")
 ALONE = ("Trainer", "Evaluator")  # measured again where no other component ran before them in the process
 SHIFTS = [(0, 0), (1, 0), (0, 1), (-1, 0), (0, -1), (1, 1), (-1, -1), (2, 0), (0, 2), (-2, 0)]  # (rows, cols)
@@ -58,34 +53,6 @@ def tiled_mnist(k: int, root: str) -> Tuple[str, int]:
     return folder, 70_000 * k
 
 
-class RssSampler:
-    """The RSS of a process and its children, every ``interval`` seconds, in a thread."""
-
-    def __init__(self, pid: int, interval: float = 0.1):
-        self.process, self.interval = psutil.Process(pid), interval
-        self.samples: List[Tuple[float, float]] = []  # (time, MiB)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                tree = [self.process, *self.process.children(recursive=True)]
-                rss = sum(p.memory_info().rss for p in tree if p.is_running())
-            except psutil.Error:  # the process (or a child) ended between listing and reading
-                continue
-            self.samples.append((time.time(), rss / 2**20))
-            self.stop.wait(self.interval)
-
-    def window(self, start: float, end: float) -> Tuple[float, float]:
-        """RSS at ``start`` and the peak in [start, end] (MiB); a window shorter than the sampling
-        interval has the sample before it as its peak."""
-        before = [mib for t, mib in self.samples if t <= start] or [self.samples[0][1]]
-        inside = [mib for t, mib in self.samples if start <= t <= end] or before[-1:]
-        return before[-1], max(inside)
-
-
 def run(data_dir: str, extra: List[str]) -> Dict[str, Tuple[float, float, float]]:
     """component -> (seconds, RSS at start MiB, peak RSS MiB) for one fresh run; and, as ``<component>
     alone``, for the ALONE components of a second run in the same output dir that changes only the
@@ -100,12 +67,7 @@ def measured(data_dir: str, output_dir: str, extra: List[str]) -> Dict[str, Tupl
     """component -> (seconds, RSS at start MiB, peak RSS MiB) for the components one run executed."""
     command = [sys.executable, "-m", "pipeline.run", "--data-dir", data_dir, "--output-dir", output_dir, "--quiet",
                "--set=trainer.epochs=1", *extra]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    sampler = RssSampler(process.pid)
-    _, stderr = process.communicate()
-    sampler.stop.set()
-    if process.returncode != 0:
-        sys.exit(f"pipeline failed on {data_dir}:\n{stderr.decode()[-3000:]}")
+    sampler = run_command(command, f"the pipeline on {data_dir}").rss
     store = metadata.open_store(os.path.join(output_dir, "metadata.sqlite"))
     found = {}
     for execution in metadata.run_executions(store, metadata.latest_run_id(store)):

@@ -14,12 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 
-from bench.common import mnist_dir
+from bench.common import mnist_dir, run_command
 from pipeline.summary import setting_line
 
 STRATEGIES = "none,global_norm,percentile,agc,zclip"
@@ -29,11 +27,8 @@ def run_sweep(recipe: str, seeds: str, output_dir: str) -> dict:
     """The sweep of ``recipe`` over ``seeds``; its summary.json."""
     command = [sys.executable, "-m", "pipeline.tools.experiment", "sweep", "--recipe", recipe, "--strategies", STRATEGIES,
                "--seeds", seeds, "--data-dir", mnist_dir(), "--output-dir", output_dir]
-    started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
-    if result.returncode != 0:
-        sys.exit(f"the {recipe} sweep failed: {(result.stderr or result.stdout).strip().splitlines()[-1]}")
-    print(f"{recipe}, seeds {seeds}: {time.perf_counter() - started:.0f} s; report: {output_dir}/report.md", flush=True)
+    wall = run_command(command, f"the {recipe} sweep").wall
+    print(f"{recipe}, seeds {seeds}: {wall:.0f} s; report: {output_dir}/report.md", flush=True)
     with open(os.path.join(output_dir, "summary.json")) as f:
         return json.load(f)
 

@@ -4,8 +4,8 @@ Full MNIST, the default recipe, 3 epochs. In one bench run: the sweep command
 (fresh output dir), the 8 commands each in a fresh output dir (what a user
 pays today), the 8 commands sharing one output dir (ingest and Transform
 cached after the first), then the sweep again; the ratios use the mean of the
-two sweeps. Wall time is each command's own clock; peak RSS is each
-command's process (``wait4``: the largest of it and its waited-for children).
+two sweeps. Wall time is each command's own clock; peak RSS is its process
+tree's (bench.common.run_command).
 Each point's eval accuracy is printed from every variant: the same settings
 on the same data must give the same model.
 Usage: python -m bench.sweep [--set section.key=value ...]
@@ -15,15 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from typing import Dict, List, Tuple
 
-from bench.common import mnist_dir
+from bench.common import mnist_dir, run_command
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STRATEGIES = ("none", "global_norm", "norm", "agc")
 THRESHOLDS = (0.25, 0.5, 1.0)  # for global_norm and norm: 1 + 3 + 3 + 1 = 8 points
 EPOCHS = 3
@@ -40,18 +37,6 @@ def points() -> List[Tuple[str, List[str]]]:
     return found
 
 
-def timed(command: List[str]) -> Tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one command."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        sys.exit(f"{' '.join(command[2:5])} failed:\n{process.stderr.read().decode()[-3000:]}")
-    return wall, usage.ru_maxrss / 1024  # Linux reports KiB
-
-
 def summary(output_dir: str) -> Dict:
     with open(os.path.join(output_dir, "summary.json")) as f:
         return json.load(f)
@@ -59,12 +44,12 @@ def summary(output_dir: str) -> Dict:
 
 def run_sweep(extra: List[str]) -> Tuple[float, float, Dict[str, float]]:
     output_dir = tempfile.mkdtemp(prefix="clipflow-sweep-")
-    wall, rss = timed([
+    measured = run_command([
         sys.executable, "-m", "pipeline.tools.experiment", "sweep", "--data-dir", mnist_dir(), "--output-dir", output_dir,
         "--strategies", ",".join(STRATEGIES), "--thresholds", ",".join(map(str, THRESHOLDS)), "--epochs", str(EPOCHS),
         *extra,
-    ])
-    return wall, rss, {p["point"]: p["eval_accuracy"] for p in summary(output_dir)["points"]}
+    ], "the sweep")
+    return measured.wall, measured.peak_rss, {p["point"]: p["eval_accuracy"] for p in summary(output_dir)["points"]}
 
 
 def run_separately(extra: List[str], shared_dir: bool) -> Tuple[List[float], List[float], Dict[str, float]]:
@@ -72,10 +57,11 @@ def run_separately(extra: List[str], shared_dir: bool) -> Tuple[List[float], Lis
     shared = tempfile.mkdtemp(prefix="clipflow-separate-")
     for name, settings in points():
         output_dir = shared if shared_dir else tempfile.mkdtemp(prefix="clipflow-separate-")
-        wall, rss = timed([sys.executable, "-m", "pipeline.run", "--data-dir", mnist_dir(), "--output-dir", output_dir,
-                           "--quiet", f"--set=trainer.epochs={EPOCHS}", *(f"--set={s}" for s in settings), *extra])
-        walls.append(wall)
-        peaks.append(rss)
+        measured = run_command([sys.executable, "-m", "pipeline.run", "--data-dir", mnist_dir(), "--output-dir", output_dir,
+                                "--quiet", f"--set=trainer.epochs={EPOCHS}", *(f"--set={s}" for s in settings), *extra],
+                               f"the run of {name}")
+        walls.append(measured.wall)
+        peaks.append(measured.peak_rss)
         accuracies[name] = summary(output_dir)["eval_accuracy"]
     return walls, peaks, accuracies
 
