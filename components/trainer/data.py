@@ -159,8 +159,8 @@ class BucketWriter:
         return SpilledSplit(self.paths, self.size, self.width)
 
 
-def _records(files: List[str]) -> tf.data.Dataset:
-    return tf.data.TFRecordDataset(files, compression_type="GZIP").batch(READ_BATCH)
+def _records(files: List[str], batch: int = READ_BATCH) -> tf.data.Dataset:
+    return tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch)
 
 
 def _fingerprints(records: tf.Tensor) -> tf.Tensor:
@@ -188,9 +188,11 @@ def _in_memory(files: List[str], transform_output: tft.TFTransformOutput) -> InM
     return InMemorySplit(tf.concat([b[0] for b in batches], axis=0), tf.concat([b[1] for b in batches], axis=0))
 
 
-def _spilled(files: List[str], transform_output: tft.TFTransformOutput, buckets: int, directory: str) -> SpilledSplit:
+def _spilled(
+    files: List[str], transform_output: tft.TFTransformOutput, buckets: int, directory: str, batch: int,
+) -> SpilledSplit:
     writer = BucketWriter(directory, buckets)
-    for records in _records(files):
+    for records in _records(files, batch):
         images, labels = _transformed(records, transform_output)
         writer.write(_fingerprints(records).numpy(), labels.numpy(), images.numpy())
     return writer.split()
@@ -215,7 +217,11 @@ def open_split(file_patterns: List[str], transform_output: tft.TFTransformOutput
     try:
         try:
             directory = tempfile.mkdtemp(prefix="clipflow-spill-")
-            split = _spilled(files, transform_output, -(-size * BUCKETS_PER_BUDGET // memory_budget_bytes), directory)
+            # Batches no larger than a bucket: the allocator keeps several freed batches resident (each
+            # 4,096-record batch left ~12 MB until seven were held), which a small budget must bound too.
+            batch = max(1, min(READ_BATCH, memory_budget_bytes // BUCKETS_PER_BUDGET // row_bytes(transform_output)))
+            buckets = -(-size * BUCKETS_PER_BUDGET // memory_budget_bytes)
+            split = _spilled(files, transform_output, buckets, directory, batch)
         except OSError as err:
             raise SpillFailed(
                 f"cannot stream a split of {size / 2**20:.1f} MB from {directory or tempfile.gettempdir()} "
