@@ -43,9 +43,11 @@ run: $(STAMP)
 test: lint $(AIRFLOW_STAMP)
 	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
-# The edit-test loop: the linter and the unit tests, without the real pipeline runs (tests/e2e).
+# The edit-test loop: the linter and the unit tests, without the real pipeline runs (tests/e2e) and the
+# tests that train a model for seconds (marked slow); `make test` runs every one. A test at a time per
+# worker: unit tests share no expensive fixture.
 test-fast: lint
-	$(VENV)/bin/python -m pytest -m "not e2e" -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -m "not e2e and not slow" -n $(TEST_WORKERS) --dist load $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -15,6 +15,8 @@ from components.trainer.session import train
 from pipeline.tools.events import read_run
 from tests.components.trainer.helpers import spilled, synthetic_split
 
+pytestmark = pytest.mark.slow  # trains, stops and resumes real models
+
 SPLITS = (synthetic_split(), synthetic_split(1))
 
 

@@ -91,6 +91,7 @@ def test_a_spilled_epoch_comes_in_blocks_of_whole_batches(files, transform):
             assert all(size % batch_size == 0 for size in sizes[:-1]), sizes
 
 
+@pytest.mark.slow
 def test_streamed_training_is_as_accurate_as_in_memory(mnist_slice, transform, tmp_path):
     """The Trainer's default model on a slice of real MNIST (4,000 train, 1,000 eval), 10 epochs,
     with the training split in memory and spilled into 8 buckets. The two modes order batches

@@ -23,6 +23,7 @@ def _draws(rng, true_gradient, stddevs, steps):
         yield np.mean(np.sum(halves**2, axis=1)), np.sum(examples.mean(axis=0) ** 2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed, noise", [(0, 1.0), (1, 3.0), (2, 0.3)])
 def test_the_estimator_recovers_a_known_noise_scale_within_ten_percent(seed, noise):
     rng = np.random.default_rng(seed)
@@ -55,6 +56,7 @@ def test_nothing_known_is_nan_and_a_non_finite_step_leaves_the_averages_alone():
     assert float(scale.value()) == pytest.approx(float(scale.trace) / float(scale.g2))
 
 
+@pytest.mark.slow
 def test_the_loops_halves_feed_the_estimator_the_gradients_it_trains_on(tmp_path):
     """SGD at a negligible learning rate keeps the weights, so each step's two halves (of that epoch's shuffled
     order) have gradients computed here apart; fed to the estimator, they give the B_simple the loop logged."""

@@ -12,6 +12,8 @@ from components.trainer.options import STRATEGIES, ClipOptions
 from pipeline.tools.events import read_run
 from tests.components.trainer.helpers import synthetic_split, tiny_run
 
+pytestmark = pytest.mark.slow  # trains a real model per strategy
+
 
 def _poisoned(rows):
     split = synthetic_split()

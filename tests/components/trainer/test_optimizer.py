@@ -7,6 +7,8 @@ import tf_keras
 from components.trainer.options import TrainerOptions
 from components.trainer.session import make_optimizer
 
+pytestmark = pytest.mark.slow  # steps both optimizers side by side
+
 CURRENT = {"sgd": tf_keras.optimizers.SGD, "adam": tf_keras.optimizers.Adam}
 
 

@@ -20,6 +20,8 @@ from components.trainer.session import make_optimizer, train
 from pipeline.tools.events import read_run
 from tests.components.trainer.helpers import SpikedSplit
 
+pytestmark = pytest.mark.slow  # trains real models through a spike
+
 BATCHES = 32  # per epoch: 2048 records, batches of 64
 # SGD at 0.1 without clipping: what a x1e4 batch drives to NaN (Adam bounds its update and survives one).
 # The first NaN comes 8 steps after the spike (a checkpoint in between holds ruined weights): 16 steps back.

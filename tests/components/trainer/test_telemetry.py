@@ -10,6 +10,8 @@ from components.trainer.session import make_optimizer, train
 from pipeline.tools.events import read_run
 from tests.components.trainer.helpers import SIZE, synthetic_split, tiny_run
 
+pytestmark = pytest.mark.slow  # trains real models
+
 VARIABLES = ["dense_0/kernel", "dense_0/bias", "dense_1/kernel", "dense_1/bias"]
 
 

@@ -29,12 +29,14 @@ def _transform(scaling: dict, temp_dir: str) -> np.ndarray:
     return np.stack([row[IMAGE_XF_KEY] for row in transformed])
 
 
+@pytest.mark.slow  # tf.Transform's analyzers on Beam
 def test_divide(tmp_path):
     out = _transform({"mode": "divide", "divisor": 50.0}, str(tmp_path))
     np.testing.assert_allclose(out[0, :2], [0.0, 0.2], rtol=1e-6)
     np.testing.assert_allclose(out[1, :2], [5.1, 0.6], rtol=1e-6)
 
 
+@pytest.mark.slow  # tf.Transform's analyzers on Beam
 def test_min_max_uses_the_global_min_and_max(tmp_path):
     out = _transform({"mode": "min_max"}, str(tmp_path))
     # min 0, max 255 over all pixels of both images.
@@ -42,6 +44,7 @@ def test_min_max_uses_the_global_min_and_max(tmp_path):
     np.testing.assert_allclose(out[1, :2], [1.0, 30 / 255], rtol=1e-5)
 
 
+@pytest.mark.slow  # tf.Transform's analyzers on Beam
 def test_z_score_uses_the_global_mean_and_std(tmp_path):
     out = _transform({"mode": "z_score"}, str(tmp_path))
     pixels = IMAGES.astype(np.float64).ravel()

@@ -11,6 +11,8 @@ from components.common.errors import DataError
 from components.validation.gate import ANOMALIES_FILE, check_anomalies
 from pipeline.pipeline import SCHEMA_FILE
 
+pytestmark = pytest.mark.slow  # TFDV over real examples
+
 
 def _example(pixels, label) -> tf.train.Example:
     return tf.train.Example(

@@ -20,6 +20,7 @@ def trainer_task(*settings):
     return custom, args[args.index("--executor_class_path") + 1]
 
 
+@pytest.mark.slow  # compiles the whole Vertex AI spec
 def test_workers_compile_a_chief_pool_and_a_worker_pool():
     custom, executor = trainer_task("trainer.workers=3", "trainer.machine_type='n1-highmem-8'")
     assert executor == "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor"

@@ -9,6 +9,8 @@ from pipeline.tools.tensorboard import TrainerRun, logdir_spec, run_names, write
 from tests.components.trainer.helpers import tiny_run
 from tests.tensorboard_client import Board, chart_regexes, charts
 
+pytestmark = pytest.mark.slow  # two training runs and a TensorBoard server
+
 VARIABLES = ["dense_0/kernel", "dense_0/bias", "dense_1/kernel", "dense_1/bias"]
 CLIPPED, UNCLIPPED = "clip=global_norm", "clip=none"
 
