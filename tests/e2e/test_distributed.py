@@ -150,8 +150,9 @@ def test_a_killed_worker_stops_the_other_in_one_line_and_both_resume(mnist_slice
     out = str(tmp_path / "cluster")
     chief, other = start_workers(mnist_slice, out, "resumable", 2)
     deadline = time.monotonic() + 240
-    saved = [os.path.join(out, folder, "ckpt-*.index") for folder in ("checkpoints", "checkpoints-worker-1")]
-    while not all(glob.glob(pattern) for pattern in saved) and time.monotonic() < deadline:
+    # A save writes the state file last (atomically): its .index file appears before the save is whole.
+    saved = [os.path.join(out, folder, "checkpoint") for folder in ("checkpoints", "checkpoints-worker-1")]
+    while not all(map(os.path.exists, saved)) and time.monotonic() < deadline:
         time.sleep(0.1)
     # Mid-training, once each worker saved a checkpoint (a worker killed before its first save would
     # rightly make both start afresh); the killed one may be a save behind the chief.
