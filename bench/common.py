@@ -84,9 +84,13 @@ class RssSampler:
 @dataclasses.dataclass
 class Measured:
     wall: float  # seconds, the command's own clock
-    peak_rss: float  # MiB, the process tree's (RssSampler)
     stdout: str
     rss: RssSampler  # its samples, for windows inside the run
+
+    @property
+    def peak_rss(self) -> float:
+        """MiB, the process tree's."""
+        return self.rss.peak()
 
 
 def run_command(command: List[str], what: str, cwd: str = REPO, env: Optional[dict] = None) -> Measured:
@@ -101,4 +105,4 @@ def run_command(command: List[str], what: str, cwd: str = REPO, env: Optional[di
     if process.returncode != 0:
         last = (stderr or stdout).strip().splitlines() or [f"exit status {process.returncode}"]
         sys.exit(f"{what} failed: {last[-1]}")
-    return Measured(wall, sampler.peak(), stdout, sampler)
+    return Measured(wall, stdout, sampler)

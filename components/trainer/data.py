@@ -209,7 +209,8 @@ def open_split(file_patterns: List[str], transform_output: tft.TFTransformOutput
     """The split's records, transformed: in memory if they fit ``memory_budget_bytes``, else spilled
     to a temporary folder (removed on exit) in buckets of about a quarter of the budget."""
     files = [f for pattern in file_patterns for f in tf.io.gfile.glob(pattern)]
-    size = _count(files) * row_bytes(transform_output)
+    row = row_bytes(transform_output)
+    size = _count(files) * row
     if size <= memory_budget_bytes:
         yield _in_memory(files, transform_output)
         return
@@ -217,9 +218,9 @@ def open_split(file_patterns: List[str], transform_output: tft.TFTransformOutput
     try:
         try:
             directory = tempfile.mkdtemp(prefix="clipflow-spill-")
-            # Batches no larger than a bucket: the allocator keeps several freed batches resident (each
-            # 4,096-record batch left ~12 MB until seven were held), which a small budget must bound too.
-            batch = max(1, min(READ_BATCH, memory_budget_bytes // BUCKETS_PER_BUDGET // row_bytes(transform_output)))
+            # Batches no larger than a bucket: the allocator keeps several freed batches resident, so
+            # the batch is part of what the budget bounds (docs/benchmarks.md, "Scaling with the data").
+            batch = max(1, min(READ_BATCH, memory_budget_bytes // BUCKETS_PER_BUDGET // row))
             buckets = -(-size * BUCKETS_PER_BUDGET // memory_budget_bytes)
             split = _spilled(files, transform_output, buckets, directory, batch)
         except OSError as err:

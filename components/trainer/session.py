@@ -33,12 +33,11 @@ log = logging.getLogger(__name__)
 def make_optimizer(options: TrainerOptions, total_steps: int):
     """Keras' legacy optimizers: they update each variable with one fused TF kernel
     (``ResourceApplyAdam``), where the current Keras Adam runs a chain of separate
-    element-wise ops: 826 vs 467 training steps/s for the default model on the
-    2-core CPU (docs/benchmarks.md). Same update rule, same defaults.
+    element-wise ops, far slower per step (docs/benchmarks.md, "Levers tried").
+    Same update rule, same defaults.
 
-    ``lr_schedule`` cosine decays the rate to 0 over ``total_steps``: over
-    seeds 0-3 the default model's eval accuracy read 0.9785-0.9803 with it,
-    0.9731-0.9798 at a constant rate (docs/benchmarks.md)."""
+    ``lr_schedule`` cosine decays the rate to 0 over ``total_steps``: the default
+    model's accuracy is higher and steadier across seeds with it (same page)."""
     schedules = {
         "constant": lambda rate: rate,
         "cosine": lambda rate: tf_keras.optimizers.schedules.CosineDecay(rate, decay_steps=total_steps),

@@ -29,7 +29,7 @@ HPARAMS_PNG = "tensorboard_hparams.png"
 CLIPPING_PAGE = "#custom_scalars&_smoothingWeight=0"
 HPARAMS_PAGE = "#hparams"
 RENDER_SECONDS = 3  # after the text is there, for the charts' lines to be drawn
-CLIPPING_CHARTS = 4  # the first category's
+CLIPPING_CHARTS = 4  # legends opened: the norm's chart and the first three after it (threshold, rate, scale)
 HPARAMS_SIZE = (2400, 420)
 
 # Norms span 0.1 to 1e11 here: show outliers, put every "gradient norm" chart on a log axis, widen the norm's
