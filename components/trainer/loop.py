@@ -30,7 +30,7 @@ from components.trainer.clipping import ClipStrategy
 from components.trainer.model import MLP, NUM_CLASSES
 from components.trainer.noise_scale import NoiseScale
 from components.trainer.report import GradientReport
-from components.trainer.telemetry import Telemetry
+from components.trainer.telemetry import StepScalars, Telemetry
 
 if TYPE_CHECKING:
     from components.trainer.checkpoint import History
@@ -152,15 +152,17 @@ class TrainingLoop:
             self.recent_clipped.assign(tf.tensor_scatter_nd_update(
                 self.recent_clipped, [[slot]], [tf.where(applied, tf.cast(clipped_now, tf.float32), self.recent_clipped[slot])]
             ))
+            scalars = StepScalars()
             self.telemetry.record_step(
-                self.step, loss, learning_rate, stats, self.clipped_steps, self.nonfinite_steps, self.skipped_spikes,
-                self.recent_clipped,
+                scalars, self.step, loss, learning_rate, stats, self.clipped_steps, self.nonfinite_steps,
+                self.skipped_spikes, self.recent_clipped,
             )
             if self.noise is not None:
-                self.telemetry.record_noise_scale(self.step, self.noise.value(), tf.shape(y)[0])
+                self.telemetry.record_noise_scale(scalars, self.noise.value(), tf.shape(y)[0])
             if self.track_updates and self.telemetry.options.scalars:  # the ratios need the weights' norms
                 weights = tf.sqrt(2.0 * tf.stack([tf.nn.l2_loss(v) for v in self.variables]))  # l2_loss: one fused pass
-                self.telemetry.record_updates(self.step, updates, weights, applied)
+                self.telemetry.record_updates(scalars, updates, weights, applied)
+            self.telemetry.write_step(scalars, self.step)
             if histograms is not None:
                 self.telemetry.record_histograms(
                     self.step, grads, clipped, self.variables, tf.logical_and(histograms, applied)

@@ -58,6 +58,46 @@ def write_scalar(name: str, value: tf.Tensor, step: tf.Tensor) -> None:
 
 _HISTOGRAM_METADATA = histogram_metadata.create_summary_metadata(display_name=None, description=None)
 _SCALAR_METADATA = scalar_metadata.create_summary_metadata(display_name=None, description=None)
+_SCALAR_METADATA_BYTES = _SCALAR_METADATA.SerializeToString()
+_DT_FLOAT = 1  # tensorflow.DataType.DT_FLOAT
+
+
+class StepScalars:
+    """One training step's scalars, written as one event of many values.
+
+    A summary op per scalar (some 40 a step with full telemetry) cost more than the step's
+    arithmetic besides its matmuls (docs/benchmarks.md): here three ``encode_proto`` ops build
+    the ``Summary`` a scalar op per tag would have written, value for value (a float
+    ``TensorProto`` with the scalars plugin's metadata), and one op writes it. A value is
+    left out where ``shown`` is false (a skipped step's norms, a threshold not yet known):
+    a mask, not a branch per value."""
+
+    def __init__(self):
+        self.tags, self.values, self.shown = [], [], []
+
+    def add(self, tag: str, value, shown=True) -> None:
+        self.tags.append(tag)
+        self.values.append(tf.cast(value, tf.float32))
+        self.shown.append(tf.convert_to_tensor(shown, tf.bool))
+
+    def write(self, step: tf.Tensor) -> None:
+        """Into the default summary writer (call under ``writer.as_default()``)."""
+        if not self.tags:
+            return
+        count = len(self.tags)
+        column = lambda tensor: tf.reshape(tensor, [count, 1])  # noqa: E731  (one field value per message)
+        ones = tf.ones([count, 1], tf.int32)
+        tensors = tf.io.encode_proto(sizes=tf.concat([ones, ones], 1), values=[tf.fill([count, 1], _DT_FLOAT),
+                                                                               column(tf.stack(self.values))],
+                                     field_names=["dtype", "float_val"], message_type="tensorflow.TensorProto")
+        values = tf.io.encode_proto(
+            sizes=tf.concat([ones, ones, ones], 1),
+            values=[column(tf.constant(self.tags)), tf.fill([count, 1], _SCALAR_METADATA_BYTES), column(tensors)],
+            field_names=["tag", "metadata", "tensor"], message_type="tensorflow.Summary.Value")
+        kept = tf.boolean_mask(values, tf.stack(self.shown))
+        summary = tf.io.encode_proto(sizes=tf.reshape(tf.size(kept), [1, 1]), values=[tf.reshape(kept, [1, -1])],
+                                     field_names=["value"], message_type="tensorflow.Summary")
+        tf.summary.experimental.write_raw_pb(summary[0], step=step)
 
 
 def _describes_run(event: event_pb2.Event) -> bool:
@@ -95,6 +135,7 @@ class Telemetry:
 
     def record_step(
         self,
+        scalars: StepScalars,
         step: tf.Tensor,
         loss: tf.Tensor,
         learning_rate: tf.Tensor,
@@ -116,64 +157,56 @@ class Telemetry:
         clipped_fraction = tf.cast(clipped_steps, tf.float32) / tf.cast(applied_steps, tf.float32)
         window = tf.minimum(applied_steps, tf.size(recent_clipped, out_type=tf.int64))
         recent_fraction = tf.reduce_sum(recent_clipped) / tf.cast(window, tf.float32)
+        scalars.add(tags.NONFINITE, nonfinite_steps)
+        scalars.add(tags.SKIPPED_SPIKES, skipped_spikes)
+        scalars.add(tags.LEARNING_RATE, learning_rate)
+        finite = tf.logical_and(tf.math.is_finite(stats.pre_global), tf.math.is_finite(loss))
+        scalars.add(tags.LOSS, loss, finite)
+        scalars.add(tags.PRE_CLIP, stats.pre_global, finite)
+        scalars.add(tags.POST_CLIP, stats.post_global, finite)
+        scalars.add(tags.SCALE, stats.scale, finite)
+        scalars.add(tags.CLIPPED, tf.cast(stats.scale < 1.0, tf.float32), finite)
+        scalars.add(tags.CLIPPED_FRACTION, clipped_fraction, finite)
+        scalars.add(tags.CLIPPED_RECENT, recent_fraction, finite)
+        self._add_threshold(scalars, stats.threshold, finite)
+        for name, value in stats.extra.items():
+            scalars.add(tags.STRATEGY + name, value, finite)
+        for i, name in enumerate(self.names):
+            scalars.add(tags.variable_norm(name, tags.PRE), stats.pre_norms[i], finite)
+            scalars.add(tags.variable_norm(name, tags.POST), stats.post_norms[i], finite)
 
-        def finite_step_scalars() -> None:
-            write_scalar(tags.LOSS, loss, step)
-            write_scalar(tags.PRE_CLIP, stats.pre_global, step)
-            write_scalar(tags.POST_CLIP, stats.post_global, step)
-            write_scalar(tags.SCALE, stats.scale, step)
-            write_scalar(tags.CLIPPED, tf.cast(stats.scale < 1.0, tf.float32), step)
-            write_scalar(tags.CLIPPED_FRACTION, clipped_fraction, step)
-            write_scalar(tags.CLIPPED_RECENT, recent_fraction, step)
-            self._write_threshold(stats.threshold, step)
-            for name, value in stats.extra.items():
-                write_scalar(tags.STRATEGY + name, value, step)
-            for i, name in enumerate(self.names):
-                write_scalar(tags.variable_norm(name, tags.PRE), stats.pre_norms[i], step)
-                write_scalar(tags.variable_norm(name, tags.POST), stats.post_norms[i], step)
-
-        with self.writer.as_default():
-            write_scalar(tags.NONFINITE, nonfinite_steps, step)
-            write_scalar(tags.SKIPPED_SPIKES, skipped_spikes, step)
-            write_scalar(tags.LEARNING_RATE, learning_rate, step)
-            finite = tf.logical_and(tf.math.is_finite(stats.pre_global), tf.math.is_finite(loss))
-            # One branch for all of them: a cond per summary costs more than the writes.
-            tf.cond(finite, finite_step_scalars, _nothing)
-
-    def record_updates(self, step: tf.Tensor, updates: tf.Tensor, weight_norms: tf.Tensor, applied: tf.Tensor) -> None:
+    def record_updates(self, scalars: StepScalars, updates: tf.Tensor, weight_norms: tf.Tensor, applied: tf.Tensor) -> None:
         """The update the optimizer applied at an applied step: per variable its norm ``updates[i]`` and its ratio
         to the weights' norm after it, and both over all variables. (A skipped step applied none: not drawn.)"""
         if not self.options.scalars:
             return
+        ratios = updates / tf.maximum(weight_norms, 1e-12)  # zero-initialised biases: no ratio blow-up
+        scalars.add(tags.UPDATE_NORM, tf.norm(updates), applied)
+        scalars.add(tags.UPDATE_RATIO, tf.norm(updates) / tf.maximum(tf.norm(weight_norms), 1e-12), applied)
+        for i, name in enumerate(self.names):
+            scalars.add(tags.variable_update(name, "norm"), updates[i], applied)
+            scalars.add(tags.variable_update(name, "ratio"), ratios[i], applied)
 
-        def write() -> None:
-            ratios = updates / tf.maximum(weight_norms, 1e-12)  # zero-initialised biases: no ratio blow-up
-            write_scalar(tags.UPDATE_NORM, tf.norm(updates), step)
-            write_scalar(tags.UPDATE_RATIO, tf.norm(updates) / tf.maximum(tf.norm(weight_norms), 1e-12), step)
-            for i, name in enumerate(self.names):
-                write_scalar(tags.variable_update(name, "norm"), updates[i], step)
-                write_scalar(tags.variable_update(name, "ratio"), ratios[i], step)
-
-        with self.writer.as_default():
-            tf.cond(applied, write, _nothing)
-
-    def record_noise_scale(self, step: tf.Tensor, noise_scale: tf.Tensor, batch_size: tf.Tensor) -> None:
+    def record_noise_scale(self, scalars: StepScalars, noise_scale: tf.Tensor, batch_size: tf.Tensor) -> None:
         """The gradient noise scale so far (once it is known) and, to compare, the batch size."""
         if not self.options.scalars:
             return
-        with self.writer.as_default():
-            write_scalar(tags.BATCH_SIZE, batch_size, step)
-            tf.cond(tf.math.is_finite(noise_scale), lambda: write_scalar(tags.NOISE_SCALE, noise_scale, step), _nothing)
+        scalars.add(tags.BATCH_SIZE, batch_size)
+        scalars.add(tags.NOISE_SCALE, noise_scale, tf.math.is_finite(noise_scale))
 
     @staticmethod
-    def _write_threshold(threshold: tf.Tensor, step: tf.Tensor) -> None:
+    def _add_threshold(scalars: StepScalars, threshold: tf.Tensor, finite: tf.Tensor) -> None:
         """The clip threshold, where one applies: decided while tracing when the
-        strategy's threshold is a constant (no per-step branch), else per step."""
+        strategy's threshold is a constant, else per step."""
         constant = tf.get_static_value(threshold)
         if constant is None:
-            tf.cond(tf.math.is_finite(threshold), lambda: write_scalar(tags.THRESHOLD, threshold, step), _nothing)
+            scalars.add(tags.THRESHOLD, threshold, tf.logical_and(finite, tf.math.is_finite(threshold)))
         elif math.isfinite(float(constant)):
-            write_scalar(tags.THRESHOLD, threshold, step)
+            scalars.add(tags.THRESHOLD, threshold, finite)
+
+    def write_step(self, scalars: StepScalars, step: tf.Tensor) -> None:
+        with self.writer.as_default():
+            scalars.write(step)
 
     def record_histograms(
         self,
