@@ -1,12 +1,16 @@
 """One process of the two-worker test (test_distributed.py): trains a small model for one epoch on a
 slice of real MNIST with the Trainer's own ``train``, under the strategy ``TF_CONFIG`` asks for (none
-when unset), and saves its final weights as ``<out>/weights-<task>.npz``.
+when unset), and saves its final weights as ``<out>/<variant>/weights-<task>.npz``.
 
-Usage: python -m tests.e2e.distributed_worker DATA_DIR OUT_DIR {after|before|resumable|streamed|spike}
+Usage: python -m tests.e2e.distributed_worker DATA_DIR OUT_DIR VARIANT[,VARIANT...]
+Several variants train one after the other in the one process (under the one strategy): a process
+start-up and a cluster's rendezvous cost more than one of these trainings. Each worker of a cluster
+must be given the same list (their collective ops pair up in order); ``before`` must come last.
 ``after``: with the gradient noise scale on (telemetry.noise_scale): two workers estimate it from their
 shares and the global batch, one process from the batch's halves, the same two batch sizes.
 ``before``: each worker clips its own share of the batch before the shares are summed, the mistake
-the Trainer avoids; the test checks that it gives another model (so the test can fail).
+the Trainer avoids; the test checks that it gives another model (so the test can fail). It replaces
+a method of the loop for the rest of the process: hence last.
 ``resumable``: 30 epochs (240 steps), a checkpoint every 8 steps under ``OUT_DIR/checkpoints``.
 ``streamed``: 3 epochs, the training split spilled into 5 buckets (blocks of several lengths), as the
 Trainer streams a split above its memory budget; each process spills its own copy.
@@ -52,8 +56,8 @@ def clip_each_share_then_sum(loop: TrainingLoop, x, y):
     return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, [loss, *grads])
 
 
-def main() -> None:
-    data_dir, out_dir, variant = sys.argv[1:4]
+def run(data_dir: str, out_dir: str, variant: str) -> None:
+    os.makedirs(out_dir, exist_ok=True)
     if variant == "before":
         TrainingLoop._all_reduced_gradients = clip_each_share_then_sum  # noqa: SLF001
     options, checkpoints, clip = OPTIONS, None, CLIP
@@ -74,6 +78,12 @@ def main() -> None:
     np.savez(os.path.join(out_dir, f"weights-{kind}-{index}.npz"), *[v.numpy() for v in model.variables_in_order])
     with open(os.path.join(out_dir, f"report-{kind}-{index}.json"), "w") as f:
         json.dump(dataclasses.asdict(report), f)
+
+
+def main() -> None:
+    data_dir, out_dir, variants = sys.argv[1:4]
+    for variant in variants.split(","):
+        run(data_dir, os.path.join(out_dir, variant), variant)
 
 
 if __name__ == "__main__":

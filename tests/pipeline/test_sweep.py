@@ -109,6 +109,9 @@ def test_seeds_train_each_setting_once_per_seed_with_node_ids_that_name_the_seed
     ids = [c.id for c in create_pipeline(config).components]
     assert sorted(i for i in ids if i.startswith("Trainer")) == sorted(f"Trainer.{p.name}" for p in points)
     assert [p.name for p in sweep.points(_config(*GRID))] == ["none", "global_norm-0.25", "global_norm-1", "agc"]
+    # A threshold added anywhere in the list leaves every other node's id as it was: the cache answers those.
+    wider = _config('sweep.strategies=["none", "global_norm"]', "sweep.thresholds=[0.1, 0.5]", "sweep.seeds=[0, 3]")
+    assert set(ids) < {c.id for c in create_pipeline(wider).components}
 
 
 @pytest.mark.parametrize("settings,message", [

@@ -27,6 +27,12 @@ def _train(logdir, epochs, checkpoints=None, strategy="percentile", splits=SPLIT
                  TelemetryOptions(histogram_every_n_steps=4)), checkpoints=checkpoints)
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The uninterrupted run (default settings, in memory) that resumed runs must end like: (model, report)."""
+    return _train(tmp_path_factory.mktemp("reference"), epochs=3)
+
+
 class Interrupted(Exception):
     pass
 
@@ -49,8 +55,8 @@ def _interrupted(logdir, checkpoints, monkeypatch, strategy="percentile", saves=
     monkeypatch.undo()
 
 
-def test_resume_continues_exactly(tmp_path, monkeypatch):
-    reference, reference_report = _train(tmp_path / "reference", epochs=3)
+def test_resume_continues_exactly(tmp_path, monkeypatch, uninterrupted):
+    reference, reference_report = uninterrupted
     checkpoints = str(tmp_path / "ckpt")
     _interrupted(tmp_path / "interrupted", checkpoints, monkeypatch)
     assert sorted(os.listdir(checkpoints)) == ["checkpoint", "ckpt-7.data-00000-of-00001", "ckpt-7.index",
@@ -65,9 +71,10 @@ def test_resume_continues_exactly(tmp_path, monkeypatch):
     assert not os.path.exists(checkpoints)  # removed once training completed
 
 
-def test_a_streamed_split_resumes_exactly_too(tmp_path, monkeypatch):
+def test_a_streamed_split_resumes_exactly_too(tmp_path, monkeypatch, uninterrupted):
     """Resumed mid-epoch, a spilled split's epoch skips to the batch it stopped at, across its blocks."""
     splits = (spilled(SPLITS[0], str(tmp_path / "train"), buckets=7), spilled(SPLITS[1], str(tmp_path / "eval"), 3))
+    in_memory = uninterrupted[0]
     reference, reference_report = _train(tmp_path / "reference", epochs=3, splits=splits)
     checkpoints = str(tmp_path / "ckpt")
     _interrupted(tmp_path / "interrupted", checkpoints, monkeypatch, saves=2, splits=splits)
@@ -77,7 +84,6 @@ def test_a_streamed_split_resumes_exactly_too(tmp_path, monkeypatch):
     for got, want in zip(resumed.variables_in_order, reference.variables_in_order):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-7)
     assert report.eval_accuracy == pytest.approx(reference_report.eval_accuracy)
-    in_memory, _ = _train(tmp_path / "in_memory", epochs=3)
     assert not np.allclose(in_memory.variables_in_order[0].numpy(), reference.variables_in_order[0].numpy())
 
 
@@ -107,8 +113,8 @@ def _truncate(path):
         f.write(data[: len(data) // 3])
 
 
-def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path, monkeypatch, capsys):
-    reference, reference_report = _train(tmp_path / "reference", epochs=3)
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path, monkeypatch, capsys, uninterrupted):
+    reference, reference_report = uninterrupted
     checkpoints = str(tmp_path / "ckpt")
     _interrupted(tmp_path / "interrupted", checkpoints, monkeypatch, saves=2)
     steps = sorted(int(name.split("-")[1].split(".")[0]) for name in os.listdir(checkpoints) if name.endswith(".index"))
@@ -123,8 +129,8 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path, monk
     assert report.eval_accuracy == pytest.approx(reference_report.eval_accuracy)
 
 
-def test_no_readable_checkpoint_trains_afresh(tmp_path, monkeypatch, capsys):
-    reference, reference_report = _train(tmp_path / "reference", epochs=3)
+def test_no_readable_checkpoint_trains_afresh(tmp_path, monkeypatch, capsys, uninterrupted):
+    reference, _ = uninterrupted
     checkpoints = str(tmp_path / "ckpt")
     _interrupted(tmp_path / "interrupted", checkpoints, monkeypatch)
     _truncate(os.path.join(checkpoints, "ckpt-7.data-00000-of-00001"))
