@@ -73,7 +73,7 @@ def _band(title: str, value: str, lower: str, upper: str) -> layout_pb2.Chart:
 
 def clipping_layout(variable_names: Sequence[str], telemetry: TelemetryOptions, clip: ClipOptions) -> layout_pb2.Layout:
     """Clipping (the norm), its threshold, how often it clipped and the guards, then the optimizer's
-    updates (where ``telemetry.updates``) and the gradient noise scale (where ``telemetry.noise_scale``),
+    updates (where ``telemetry.update_every_n_steps``) and the gradient noise scale (where ``telemetry.noise_scale``),
     then each variable's pre- and post-clip norms, then training curves.
 
     Every run writes the same titles, so TensorBoard merges the runs' layouts
@@ -103,9 +103,10 @@ def clipping_layout(variable_names: Sequence[str], telemetry: TelemetryOptions, 
                tags.variable_norm(name, tags.POST))
         for name in variable_names
     ]
-    updates = [] if not telemetry.updates else [
-        _chart("update norm: ||weights after - before|| over all variables (what the optimizer did, not the gradient)",
-               tags.UPDATE_NORM),
+    every = telemetry.update_every_n_steps
+    updates = [] if not every else [
+        _chart("update norm: ||weights after - before|| over all variables (what the optimizer did, not the gradient)"
+               + (f", every {every} steps" if every > 1 else ""), tags.UPDATE_NORM),
         _chart("update-to-weight ratio over all variables: ||update|| / ||weights||", tags.UPDATE_RATIO),
         *(_chart(f"{name}: update norm and update-to-weight ratio", tags.variable_update(name, "norm"),
                  tags.variable_update(name, "ratio")) for name in variable_names),

@@ -30,7 +30,7 @@ from components.trainer.clipping import ClipStrategy
 from components.trainer.model import MLP, NUM_CLASSES
 from components.trainer.noise_scale import NoiseScale
 from components.trainer.report import GradientReport
-from components.trainer.telemetry import StepScalars, Telemetry
+from components.trainer.telemetry import StepScalars, Telemetry, update_values
 
 if TYPE_CHECKING:
     from components.trainer.checkpoint import History
@@ -103,7 +103,7 @@ class TrainingLoop:
         self.last_finite_norms = tf.Variable(tf.zeros([len(self.variables)]), trainable=False, name="last_norms")
         # Clipped (1) or not (0), for the last clip_rate_window finite steps: a ring indexed by finite-step count.
         self.recent_clipped = tf.Variable(tf.zeros([clip_rate_window]), trainable=False, name="recent_clipped")
-        self.track_updates = telemetry is not None and telemetry.options.updates
+        self.update_every = telemetry.options.update_every_n_steps if telemetry is not None else 0
         self.noise = NoiseScale() if telemetry is not None and telemetry.options.noise_scale else None
         # The noise scale's two batch sizes: each worker's share and the whole batch; in one process, its halves.
         self.parts = 2 if self.noise is not None and self.distribution.num_replicas_in_sync == 1 else 1
@@ -122,21 +122,7 @@ class TrainingLoop:
             batch = tf.cast(tf.shape(y)[0], tf.float32)
             self.noise.update(small_sq_sum / small_batches, tf.square(stats.pre_global), batch / small_batches, batch,
                               finite)
-        no_update = tf.zeros([len(self.variables)])
-
-        def update() -> tf.Tensor:
-            before = [v.read_value() for v in self.variables] if self.track_updates else None
-            self.distribution.run(self._apply, args=(clipped,))
-            self.last_finite_norms.assign(stats.pre_norms)
-            self.max_pre_clip_norms.assign(tf.maximum(self.max_pre_clip_norms, stats.pre_norms))
-            # What the optimizer did, whatever it is (Adam's step is not the gradient): the weights' change, its
-            # norm in one fused pass per variable (squared_difference; its sum); holding ``before`` costs a copy.
-            if before is None:
-                return no_update
-            return tf.sqrt(tf.stack([tf.reduce_sum(tf.math.squared_difference(v.read_value(), b))
-                                     for v, b in zip(self.variables, before)]))
-
-        updates = tf.cond(applied, update, lambda: no_update)
+        updates, measured = self._apply_if(applied, clipped, stats)
         clipped_now = tf.logical_and(applied, stats.scale < 1.0)
         self.clipped_steps.assign_add(tf.cast(clipped_now, tf.int64))
         self.nonfinite_steps.assign_add(tf.cast(tf.logical_not(finite), tf.int64))
@@ -159,16 +145,46 @@ class TrainingLoop:
             )
             if self.noise is not None:
                 self.telemetry.record_noise_scale(scalars, self.noise.value(), tf.shape(y)[0])
-            if self.track_updates and self.telemetry.options.scalars:  # the ratios need the weights' norms
-                weights = tf.sqrt(2.0 * tf.stack([tf.nn.l2_loss(v) for v in self.variables]))  # l2_loss: one fused pass
-                self.telemetry.record_updates(scalars, updates, weights, applied)
+            if self.update_every:
+                self.telemetry.record_updates(scalars, updates, measured)
             self.telemetry.write_step(scalars, self.step)
             if histograms is not None:
                 self.telemetry.record_histograms(
                     self.step, grads, clipped, self.variables, tf.logical_and(histograms, applied)
                 )
         self.step.assign_add(1)
-        return loss, stats.pre_global, tf.norm(updates) if self.track_updates else tf.constant(np.nan, tf.float32)
+        return loss, stats.pre_global, updates[0]  # the update's norm
+
+    def _apply_if(self, applied: tf.Tensor, clipped, stats):
+        """Applies the clipped gradient if ``applied``; returns the update's values (``update_values``: its norm
+        first, 0 where the step applied none, NaN where it was not measured) and whether it was measured: every
+        ``update_every`` steps, since measuring holds a copy of the weights from before the step."""
+        size = 2 + 2 * len(self.variables)
+        unmeasured = np.full(size, np.nan, np.float32)
+        skipped = np.where(np.arange(size) == 0, 0, unmeasured).astype(np.float32) if self.update_every else unmeasured
+
+        def apply(measure: bool) -> Callable[[], tf.Tensor]:
+            def run() -> tf.Tensor:
+                before = [v.read_value() for v in self.variables] if measure else None
+                self.distribution.run(self._apply, args=(clipped,))
+                self.last_finite_norms.assign(stats.pre_norms)
+                self.max_pre_clip_norms.assign(tf.maximum(self.max_pre_clip_norms, stats.pre_norms))
+                if before is None:
+                    return tf.constant(unmeasured)
+                # What the optimizer did, whatever it is (Adam's step is not the gradient): the weights' change, in
+                # one fused pass per variable (squared_difference; its sum); the weights' own (l2_loss: one pass).
+                changes = [tf.reduce_sum(tf.math.squared_difference(v.read_value(), b)) for v, b in zip(self.variables, before)]
+                weights = [2.0 * tf.nn.l2_loss(v) for v in self.variables]
+                return update_values(tf.sqrt(tf.stack(changes)), tf.sqrt(tf.stack(weights)))
+            return run
+
+        if not self.update_every:
+            return tf.cond(applied, apply(False), lambda: tf.constant(skipped)), tf.constant(False)
+        measured = tf.logical_and(applied, tf.equal(self.step % self.update_every, 0))
+        # One three-way branch, not a branch in a branch: each costs a function call every step.
+        values = tf.switch_case(tf.cast(applied, tf.int32) + tf.cast(measured, tf.int32),
+                                [lambda: tf.constant(skipped), apply(False), apply(True)])
+        return values, measured
 
     def skipped_steps(self) -> tf.Tensor:
         """Steps that applied no update: non-finite ones and spikes."""
@@ -303,6 +319,7 @@ class TrainingLoop:
             pre_clip_norms=history.norms,
             losses=history.losses,
             update_norms=history.updates,
+            update_every_n_steps=self.update_every,
             clipped_steps=int(self.clipped_steps.numpy()),
             nonfinite_steps=int(self.nonfinite_steps.numpy()),
             first_clipped_step=int(self.first_clipped_step.numpy()),

@@ -137,12 +137,19 @@ class TelemetryOptions:
     histogram_every_n_steps: int = 100  # gradient and weight histograms cadence; 0 turns them off
     scalars: bool = True  # per-step scalars (loss, norms, clip scale, ...)
     clip_rate_window: int = 100  # clip/clipped_fraction_recent: the fraction of the last this many finite steps clipped
-    updates: bool = True  # per step, the update the optimizer applied: its norm and update-to-weight ratio
+    # The update the optimizer applied (its norm, its ratio to the weights), every this many steps; 0 turns it
+    # off. Measuring it snapshots the weights before the step, which every step costs more than all the other
+    # telemetry together (docs/benchmarks.md): the default samples.
+    update_every_n_steps: int = 10
     noise_scale: bool = False  # the gradient noise scale B_simple (components/trainer/noise_scale.py)
 
     def __post_init__(self) -> None:
         if self.clip_rate_window < 1:
             raise ConfigError(f"telemetry.clip_rate_window must be >= 1 (got {self.clip_rate_window}); e.g. 100")
+        if self.update_every_n_steps < 0:
+            raise ConfigError(
+                f"telemetry.update_every_n_steps must be >= 0 (got {self.update_every_n_steps}); 0 turns update norms off"
+            )
         if self.histogram_every_n_steps < 0:
             raise ConfigError(
                 f"telemetry.histogram_every_n_steps must be >= 0 (got {self.histogram_every_n_steps}); 0 turns histograms off"

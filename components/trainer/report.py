@@ -59,10 +59,11 @@ class GradientReport:
     # step of the checkpoint it returned to, and the batches of data it skipped from there.
     rollbacks: List[Dict[str, int]] = dataclasses.field(default_factory=list)
     # Which came first (SPIKE_FACTOR x the running median): the update the optimizer applied, or the loss.
-    # None: no spike, or (updates) not measured (telemetry.updates off).
+    # None: no spike, or (updates) not measured (telemetry.update_every_n_steps = 0).
     first_update_spike_step: Optional[int] = None
     first_loss_spike_step: Optional[int] = None
     updates_measured: bool = False
+    update_every_n_steps: int = 1  # the update norm's cadence: a spike between two measurements shows at the second
     noise_scale: Optional[float] = None  # B_simple at the end (EMA; telemetry.noise_scale), None if not measured
     batch_size: Optional[int] = None
 
@@ -84,6 +85,7 @@ class GradientReport:
         skipped_spikes: int = 0,
         rollbacks: Sequence[Dict[str, int]] = (),
         update_norms: Optional[np.ndarray] = None,
+        update_every_n_steps: int = 1,
         noise_scale: Optional[float] = None,
         batch_size: Optional[int] = None,
     ) -> "GradientReport":
@@ -123,6 +125,7 @@ class GradientReport:
             first_update_spike_step=first_spike(updates, measured & (updates > 0)),
             first_loss_spike_step=first_spike(losses, np.ones(len(losses), bool)),
             updates_measured=bool(measured.any()),
+            update_every_n_steps=update_every_n_steps,
             noise_scale=noise_scale if noise_scale is not None and math.isfinite(noise_scale) else None,
             batch_size=batch_size,
         )
@@ -175,12 +178,17 @@ class GradientReport:
 
     def spike_order(self) -> str:
         """Which spiked first, the update norm or the loss, in one line."""
-        rule = f"above {SPIKE_FACTOR:g}x the median of the {SPIKE_WINDOW} steps before"
+        every = self.update_every_n_steps
+        rule = f"above {SPIKE_FACTOR:g}x the median of the {SPIKE_WINDOW} steps before" + (
+            f"; the update norm measured every {every} steps" if every > 1 else "")
         update, loss = self.first_update_spike_step, self.first_loss_spike_step
         if update is None and loss is None:
             return f"spikes ({rule}): neither the update norm nor the loss"
         where = {name: "never" if at is None else f"step {at}" for name, at in (("update", update), ("loss", loss))}
-        first = ("the same step" if update == loss else
+        # The update norm spiked after its measurement before ``update``: a loss spike since then is not ordered.
+        together = update is not None and loss is not None and update - every < loss <= update
+        first = (("the same step" if every == 1 else "between two measurements of the update norm: set "
+                  "telemetry.update_every_n_steps = 1 to order them") if together else
                  "the update norm first" if loss is None or (update is not None and update < loss) else "the loss first")
         return f"first spike ({rule}): update norm at {where['update']}, loss at {where['loss']}: {first}"
 

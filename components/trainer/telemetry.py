@@ -8,7 +8,7 @@ whole series wrongly); they are counted in ``nonfinite/steps`` instead.
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence
 
 import math
 import os
@@ -70,34 +70,58 @@ class StepScalars:
     the ``Summary`` a scalar op per tag would have written, value for value (a float
     ``TensorProto`` with the scalars plugin's metadata), and one op writes it. A value is
     left out where ``shown`` is false (a skipped step's norms, a threshold not yet known):
-    a mask, not a branch per value."""
+    a mask, not a branch per value. Per-variable values come as vectors (``add_vector``): a
+    slice per value was a small op per variable, every step."""
 
     def __init__(self):
-        self.tags, self.values, self.shown = [], [], []
+        self.scalar_tags, self.scalars, self.scalars_shown = [], [], []
+        self.vector_tags, self.vectors, self.vectors_shown = [], [], []
 
     def add(self, tag: str, value, shown=True) -> None:
-        self.tags.append(tag)
-        self.values.append(tf.cast(value, tf.float32))
-        self.shown.append(tf.convert_to_tensor(shown, tf.bool))
+        self.scalar_tags.append(tag)
+        self.scalars.append(tf.cast(value, tf.float32))
+        self.scalars_shown.append(tf.convert_to_tensor(shown, tf.bool))
+
+    def add_vector(self, tags: Sequence[str], values: tf.Tensor, shown=True) -> None:
+        """One scalar per tag, in order, from the vector ``values``."""
+        self.vector_tags += list(tags)
+        self.vectors.append(tf.cast(values, tf.float32))
+        self.vectors_shown.append(tf.fill([len(tags)], tf.convert_to_tensor(shown, tf.bool)))
 
     def write(self, step: tf.Tensor) -> None:
         """Into the default summary writer (call under ``writer.as_default()``)."""
-        if not self.tags:
+        tags = self.scalar_tags + self.vector_tags
+        if not tags:
             return
-        count = len(self.tags)
+        count = len(tags)
         column = lambda tensor: tf.reshape(tensor, [count, 1])  # noqa: E731  (one field value per message)
-        ones = tf.ones([count, 1], tf.int32)
-        tensors = tf.io.encode_proto(sizes=tf.concat([ones, ones], 1), values=[tf.fill([count, 1], _DT_FLOAT),
-                                                                               column(tf.stack(self.values))],
+        ones = np.ones([count, 1], np.int32)
+        floats = column(_joined(self.scalars, self.vectors))
+        tensors = tf.io.encode_proto(sizes=np.concatenate([ones, ones], 1), values=[ones * _DT_FLOAT, floats],
                                      field_names=["dtype", "float_val"], message_type="tensorflow.TensorProto")
         values = tf.io.encode_proto(
-            sizes=tf.concat([ones, ones, ones], 1),
-            values=[column(tf.constant(self.tags)), tf.fill([count, 1], _SCALAR_METADATA_BYTES), column(tensors)],
+            sizes=np.concatenate([ones, ones, ones], 1),
+            values=[np.array(tags, object).reshape(count, 1), np.full([count, 1], _SCALAR_METADATA_BYTES, object),
+                    column(tensors)],
             field_names=["tag", "metadata", "tensor"], message_type="tensorflow.Summary.Value")
-        kept = tf.boolean_mask(values, tf.stack(self.shown))
+        kept = tf.boolean_mask(values, _joined(self.scalars_shown, self.vectors_shown))
         summary = tf.io.encode_proto(sizes=tf.reshape(tf.size(kept), [1, 1]), values=[tf.reshape(kept, [1, -1])],
                                      field_names=["value"], message_type="tensorflow.Summary")
         tf.summary.experimental.write_raw_pb(summary[0], step=step)
+
+
+def update_values(update_norms: tf.Tensor, weight_norms: tf.Tensor) -> tf.Tensor:
+    """What ``Telemetry.record_updates`` writes, from each variable's update norm and weight norm: the update's
+    norm and update-to-weight ratio over all variables, then each variable's norm, then each one's ratio.
+    Computed where the update is measured, not every step."""
+    total = tf.norm(update_norms)
+    ratios = update_norms / tf.maximum(weight_norms, 1e-12)  # zero-initialised biases: no ratio blow-up
+    return tf.concat([[total, total / tf.maximum(tf.norm(weight_norms), 1e-12)], update_norms, ratios], 0)
+
+
+def _joined(scalars: List[tf.Tensor], vectors: List[tf.Tensor]) -> tf.Tensor:
+    """The scalars, then the vectors' values, as one vector: the order ``StepScalars.write`` lists their tags in."""
+    return tf.concat(([tf.stack(scalars)] if scalars else []) + vectors, 0)
 
 
 def _describes_run(event: event_pb2.Event) -> bool:
@@ -171,21 +195,16 @@ class Telemetry:
         self._add_threshold(scalars, stats.threshold, finite)
         for name, value in stats.extra.items():
             scalars.add(tags.STRATEGY + name, value, finite)
-        for i, name in enumerate(self.names):
-            scalars.add(tags.variable_norm(name, tags.PRE), stats.pre_norms[i], finite)
-            scalars.add(tags.variable_norm(name, tags.POST), stats.post_norms[i], finite)
+        scalars.add_vector([tags.variable_norm(name, tags.PRE) for name in self.names], stats.pre_norms, finite)
+        scalars.add_vector([tags.variable_norm(name, tags.POST) for name in self.names], stats.post_norms, finite)
 
-    def record_updates(self, scalars: StepScalars, updates: tf.Tensor, weight_norms: tf.Tensor, applied: tf.Tensor) -> None:
-        """The update the optimizer applied at an applied step: per variable its norm ``updates[i]`` and its ratio
-        to the weights' norm after it, and both over all variables. (A skipped step applied none: not drawn.)"""
+    def record_updates(self, scalars: StepScalars, values: tf.Tensor, measured: tf.Tensor) -> None:
+        """The update the optimizer applied (``update_values``), at a step that ``measured`` it: an applied step,
+        every ``telemetry.update_every_n_steps``. (A skipped step applied none: not drawn.)"""
         if not self.options.scalars:
             return
-        ratios = updates / tf.maximum(weight_norms, 1e-12)  # zero-initialised biases: no ratio blow-up
-        scalars.add(tags.UPDATE_NORM, tf.norm(updates), applied)
-        scalars.add(tags.UPDATE_RATIO, tf.norm(updates) / tf.maximum(tf.norm(weight_norms), 1e-12), applied)
-        for i, name in enumerate(self.names):
-            scalars.add(tags.variable_update(name, "norm"), updates[i], applied)
-            scalars.add(tags.variable_update(name, "ratio"), ratios[i], applied)
+        scalars.add_vector([tags.UPDATE_NORM, tags.UPDATE_RATIO, *(tags.variable_update(name, "norm") for name in self.names),
+                            *(tags.variable_update(name, "ratio") for name in self.names)], values, measured)
 
     def record_noise_scale(self, scalars: StepScalars, noise_scale: tf.Tensor, batch_size: tf.Tensor) -> None:
         """The gradient noise scale so far (once it is known) and, to compare, the batch size."""

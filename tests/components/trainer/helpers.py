@@ -43,11 +43,12 @@ def spilled(split: InMemorySplit, directory: str, buckets: int) -> SpilledSplit:
 
 
 def tiny_run(logdir: str, train_split=None, epochs: int = 12, batch_size: int = SIZE, clip: ClipOptions = ClipOptions(),
-             every: int = 5, loss: str = "mse"):
+             every: int = 5, loss: str = "mse", update_every: int = 1):
+    """A 12-step run of a tiny model, with every step's update norm measured unless ``update_every`` says otherwise."""
     options = TrainerOptions(hidden_units=(16,), optimizer="sgd", learning_rate=0.1, loss=loss, epochs=epochs,
                              batch_size=batch_size, steps_per_call=4, seed=3)
-    return train(train_split or synthetic_split(), synthetic_split(1), logdir, TrainingOptions(
-        options, clip, TelemetryOptions(histogram_every_n_steps=every, clip_rate_window=5))), options
+    telemetry = TelemetryOptions(histogram_every_n_steps=every, clip_rate_window=5, update_every_n_steps=update_every)
+    return train(train_split or synthetic_split(), synthetic_split(1), logdir, TrainingOptions(options, clip, telemetry)), options
 
 
 def transform_output(folder: str) -> tft.TFTransformOutput:

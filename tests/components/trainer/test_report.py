@@ -44,13 +44,13 @@ def test_what_counts_and_what_sets_no_baseline():
     assert first_spike(late, ~np.isnan(late)) == 20  # where NaN means "not measured", it is passed over
 
 
-def _report(losses, updates):
+def _report(losses, updates, every=1):
     n = len(losses)
     return GradientReport.build(
         pre_clip_norms=np.ones(n, np.float32), losses=np.asarray(losses, np.float32), clipped_steps=0,
         nonfinite_steps=0, first_clipped_step=-1, variable_names=["w"], max_variable_norms=np.ones(1),
         first_nonfinite_step=-1, diverged_at_step=None, last_finite_norms=np.ones(1), eval_accuracy=0.9,
-        update_norms=None if updates is None else np.asarray(updates, np.float32),
+        update_norms=None if updates is None else np.asarray(updates, np.float32), update_every_n_steps=every,
     )
 
 
@@ -70,3 +70,19 @@ def test_the_report_says_which_came_first_in_one_line():
     unmeasured = _report(losses, None)
     assert not unmeasured.updates_measured and unmeasured.first_loss_spike_step == 28
     assert not any("spike" in line for line in unmeasured.lines())
+
+
+@pytest.mark.parametrize("loss_step,order", [
+    (110, "the loss first"),  # the update norm was measured at step 110, below its spike
+    (115, "between two measurements of the update norm: set telemetry.update_every_n_steps = 1 to order them"),
+    (120, "between two measurements of the update norm: set telemetry.update_every_n_steps = 1 to order them"),
+    (125, "the update norm first"),
+])
+def test_update_norms_measured_every_tenth_step_order_a_loss_spike_only_outside_their_gap(loss_step, order):
+    """The update norm seen spiking at step 120 spiked somewhere in 111-120: a loss spike there is not ordered."""
+    losses, updates = np.ones(200), np.full(200, np.nan)
+    updates[::10] = 1.0
+    updates[120], losses[loss_step] = 50.0, 50.0
+    line = _report(losses, updates, every=10).spike_order()
+    assert line == ("first spike (above 5x the median of the 100 steps before; the update norm measured every 10 steps): "
+                    f"update norm at step 120, loss at step {loss_step}: {order}")

@@ -163,13 +163,31 @@ def test_update_norms_under_sgd_are_the_learning_rate_times_the_clipped_gradient
             assert float(events[f"update/{name}/norm"][step]) == pytest.approx(expected, rel=2e-3, abs=1e-7)
 
 
+def test_by_default_the_update_norms_are_measured_every_tenth_step_and_equal_every_steps(run, tmp_path):
+    """The default cadence (the snapshot of the weights it needs costs): steps 0, 10, ..., each the value the
+    every-step run measured at that step (the same run otherwise: the snapshot changes no weight)."""
+    every_step = read_run(run[0])
+    (_, report), _ = tiny_run(str(tmp_path), clip=ClipOptions(strategy="global_norm", threshold=0.5),
+                              update_every=TelemetryOptions().update_every_n_steps)
+    sampled = read_run(str(tmp_path))
+    assert TelemetryOptions().update_every_n_steps == 10
+    for tag in ["update/norm", "update/ratio", *(f"update/{name}/norm" for name in VARIABLES)]:
+        assert sorted(sampled[tag]) == [0, 10], tag
+        for step in (0, 10):
+            assert float(sampled[tag][step]) == pytest.approx(float(every_step[tag][step]), rel=1e-6), (tag, step)
+    assert sorted(sampled["grad_norm/pre_clip"]) == list(range(12))  # the rest of the telemetry: every step
+    assert report.updates_measured and report.update_every_n_steps == 10
+    assert "the update norm measured every 10 steps" in report.spike_order()
+
+
 def test_update_norms_and_ratios_under_adam_equal_the_weights_change_computed_apart(tmp_path):
     """Adam's update is not the gradient: replayed with the same optimizer from the same weights, step by step."""
     options = TrainerOptions(hidden_units=(16,), optimizer="adam", learning_rate=0.01, lr_schedule="constant",
                              loss="mse", epochs=5, batch_size=SIZE, steps_per_call=2, seed=4)
     split = synthetic_split()
     train(split, synthetic_split(1), str(tmp_path),
-          TrainingOptions(options, ClipOptions(strategy="none"), TelemetryOptions(histogram_every_n_steps=0)))
+          TrainingOptions(options, ClipOptions(strategy="none"),
+                          TelemetryOptions(histogram_every_n_steps=0, update_every_n_steps=1)))
     events = read_run(str(tmp_path))
     model = MLP(options.hidden_units, options.init, options.seed)
     optimizer, loss_fn = make_optimizer(options, 5), make_loss("mse")
@@ -195,6 +213,6 @@ def test_updates_off_writes_none_and_the_report_says_nothing_of_them(tmp_path):
     options = TrainerOptions(hidden_units=(16,), optimizer="sgd", learning_rate=0.1, loss="mse", epochs=3,
                              batch_size=SIZE, steps_per_call=2, seed=3)
     _, report = train(synthetic_split(), synthetic_split(1), str(tmp_path), TrainingOptions(
-        options, telemetry=TelemetryOptions(histogram_every_n_steps=0, updates=False)))
+        options, telemetry=TelemetryOptions(histogram_every_n_steps=0, update_every_n_steps=0)))
     assert not any(tag.startswith("update/") for tag in read_run(str(tmp_path)))
     assert not report.updates_measured and not any(line.startswith(("first spike", "spikes")) for line in report.lines())
