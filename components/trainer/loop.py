@@ -181,7 +181,7 @@ class TrainingLoop:
         if not self.update_every:
             return tf.cond(applied, apply(False), lambda: tf.constant(skipped)), tf.constant(False)
         measured = tf.logical_and(applied, tf.equal(self.step % self.update_every, 0))
-        # One three-way branch, not a branch in a branch: each costs a function call every step.
+        # Skipped, applied, or applied and measured: one three-way branch rather than a branch in a branch.
         values = tf.switch_case(tf.cast(applied, tf.int32) + tf.cast(measured, tf.int32),
                                 [lambda: tf.constant(skipped), apply(False), apply(True)])
         return values, measured

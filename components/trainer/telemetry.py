@@ -65,13 +65,13 @@ _DT_FLOAT = 1  # tensorflow.DataType.DT_FLOAT
 class StepScalars:
     """One training step's scalars, written as one event of many values.
 
-    A summary op per scalar (some 40 a step with full telemetry) cost more than the step's
-    arithmetic besides its matmuls (docs/benchmarks.md): here three ``encode_proto`` ops build
-    the ``Summary`` a scalar op per tag would have written, value for value (a float
-    ``TensorProto`` with the scalars plugin's metadata), and one op writes it. A value is
-    left out where ``shown`` is false (a skipped step's norms, a threshold not yet known):
-    a mask, not a branch per value. Per-variable values come as vectors (``add_vector``): a
-    slice per value was a small op per variable, every step."""
+    A summary op per scalar (some 40 a step with full telemetry, and their branches) made the
+    step's graph slow to trace, once per Trainer (docs/benchmarks.md, "The test suite"): here
+    three ``encode_proto`` ops build the ``Summary`` a scalar op per tag would have written,
+    value for value (a float ``TensorProto`` with the scalars plugin's metadata), and one op
+    writes it. A value is left out where ``shown`` is false (a skipped step's norms, a
+    threshold not yet known): a mask, not a branch per value. Per-variable values come as
+    vectors (``add_vector``), not a slice per variable."""
 
     def __init__(self):
         self.scalar_tags, self.scalars, self.scalars_shown = [], [], []

@@ -163,7 +163,7 @@ def test_update_norms_under_sgd_are_the_learning_rate_times_the_clipped_gradient
             assert float(events[f"update/{name}/norm"][step]) == pytest.approx(expected, rel=2e-3, abs=1e-7)
 
 
-def test_by_default_the_update_norms_are_measured_every_tenth_step_and_equal_every_steps(run, tmp_path):
+def test_by_default_update_norms_are_measured_every_tenth_step_with_the_every_step_values(run, tmp_path):
     """The default cadence (the snapshot of the weights it needs costs): steps 0, 10, ..., each the value the
     every-step run measured at that step (the same run otherwise: the snapshot changes no weight)."""
     every_step = read_run(run[0])
