@@ -68,6 +68,8 @@ def test_json_round_trip_and_custom_config():
         ("transform.divisor=nan", "transform.divisor must be a finite number"),
         ("clip.lo=-inf", "clip.lo must be a finite number"),
         ("health.max_clipped_fraction=nan", "health.max_clipped_fraction must be a finite number"),
+        ("telemetry.update_every_n_steps=-1", "telemetry.update_every_n_steps must be >= 0 (got -1); 0 turns update norms off"),
+        ("telemetry.updates=false", "unknown setting telemetry.updates; known settings here: clip_rate_window"),
         ("pipeline.runner=airflow", "pipeline.runner must be one of local, beam, kubeflow-v2; got 'airflow'"),
         ("pipeline.output_dir='gs://b/runs'",
          "the local runner keeps ML Metadata (SQLite), the run lock and logs in one; add --metadata-dir"),
