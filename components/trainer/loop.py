@@ -159,9 +159,10 @@ class TrainingLoop:
         """Applies the clipped gradient if ``applied``; returns the update's values (``update_values``: its norm
         first, 0 where the step applied none, NaN where it was not measured) and whether it was measured: every
         ``update_every`` steps, since measuring holds a copy of the weights from before the step."""
-        size = 2 + 2 * len(self.variables)
-        unmeasured = np.full(size, np.nan, np.float32)
-        skipped = np.where(np.arange(size) == 0, 0, unmeasured).astype(np.float32) if self.update_every else unmeasured
+        unmeasured = np.full(2 + 2 * len(self.variables), np.nan, np.float32)
+        skipped = unmeasured.copy()
+        if self.update_every:
+            skipped[0] = 0.0  # its update is known without measuring: none
 
         def apply(measure: bool) -> Callable[[], tf.Tensor]:
             def run() -> tf.Tensor:

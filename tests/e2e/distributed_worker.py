@@ -82,6 +82,7 @@ def run(data_dir: str, out_dir: str, variant: str) -> None:
 
 def main() -> None:
     data_dir, out_dir, variants = sys.argv[1:4]
+    assert "before" not in variants.split(",")[:-1], "before replaces a method for the rest of the process: list it last"
     for variant in variants.split(","):
         run(data_dir, os.path.join(out_dir, variant), variant)
 
