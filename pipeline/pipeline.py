@@ -8,7 +8,7 @@ from typing import Optional
 
 # Not `from tfx import v1`: it imports tfx.v1.extensions and with them google-cloud-aiplatform,
 # seconds of every command's start-up for nothing this pipeline uses (docs/benchmarks.md).
-from tfx.components import Evaluator, ExampleValidator, Pusher, StatisticsGen, Trainer, Transform
+from tfx.components import Evaluator, ExampleValidator, Pusher, Trainer, Transform
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.orchestration.pipeline import Pipeline
 from tfx.proto.pusher_pb2 import PushDestination
@@ -16,6 +16,7 @@ from tfx.proto.pusher_pb2 import PushDestination
 from components.evaluator import accuracy
 from components.evaluator.eval_config import build_eval_config
 from components.example_gen.component import MnistExampleGen, input_config
+from components.statistics_gen.component import StatisticsGen
 from components.common.typed import to_dict
 from components.validation.gate import AnomalyGate
 from components.validation.health import TrainingHealthGate
@@ -33,6 +34,7 @@ RUN_FN = "components.trainer.run_fn.run_fn"
 # the cache. ImportSchemaGen's key follows the curated schema file's bytes the same way.
 COMPONENT_CODE = {
     "MnistExampleGen": (MnistExampleGen.__module__,),
+    "StatisticsGen": (StatisticsGen.__module__,),
     "AnomalyGate": (AnomalyGate.__module__,),
     "Transform": (PREPROCESSING_FN.rsplit(".", 1)[0],),
     "Trainer": (RUN_FN.rsplit(".", 1)[0],),

@@ -7,6 +7,7 @@ import os
 import pytest
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
+from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from pipeline.fingerprint import code_fingerprint
 from pipeline.pipeline import COMPONENT_CODE, SCHEMA_FILE, SCHEMA_PATH, create_pipeline
@@ -87,6 +88,28 @@ def test_dockerfile_puts_the_project_where_the_spec_looks():
     assert os.path.isfile(os.path.join(REPO, SCHEMA_PATH))
 
 
+def statistics(executions: dict) -> dict:
+    """Every number in the StatisticsGen's statistics of each split, by its path in the proto."""
+    flat = {}
+
+    def walk(prefix, value):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}.{key}", item)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(f"{prefix}[{index}]", item)
+        else:
+            flat[prefix] = value
+
+    artifact = executions["StatisticsGen"].outputs["statistics"][0]
+    for split in ("train", "eval"):
+        with open(os.path.join(artifact.uri, f"Split-{split}", "FeatureStats.pb"), "rb") as f:
+            stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
+        walk(split, json_format.MessageToDict(stats))
+    return flat
+
+
 def output_types(executions: dict) -> dict:
     return {node: {key: [a.type for a in artifacts] for key, artifacts in e.outputs.items()} for node, e in executions.items()}
 
@@ -111,6 +134,11 @@ def test_other_runners_produce_the_local_runs_artifacts(runner_args, first_run, 
     assert output_types(ours)["MnistExampleGen"]["examples"] == ["Examples"]
     examples_uri = lambda executions: executions["MnistExampleGen"].outputs["examples"][0].uri  # noqa: E731
     assert read_examples(examples_uri(ours)) == read_examples(examples_uri(reference))
+    # The reference's statistics were computed in process (components/statistics_gen); with Beam
+    # args (multi-processing), TFX's own executor computed these on Beam: the same, to the rounding of sums.
+    ours_stats, reference_stats = statistics(ours), statistics(reference)
+    assert len(ours_stats) > 300 and ours_stats.keys() == reference_stats.keys()
+    assert ours_stats == {k: pytest.approx(v, rel=1e-12) if isinstance(v, float) else v for k, v in reference_stats.items()}
     reference_accuracy = overall_accuracy(reference["Evaluator"].outputs["evaluation"][0].uri)
     assert summary["blessed"] is True and summary["serving_model"]
     assert abs(summary["eval_accuracy"] - reference_accuracy) <= 0.01
