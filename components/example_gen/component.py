@@ -61,15 +61,16 @@ class SplitSource:
             return readers.read_npz_split(self.images_path, self.split)
         return readers.read_idx_split(self.images_path, self.labels_path)
 
-    def chunks(self) -> Iterator["Chunk"]:
-        """The split's chunks, once its files passed every check (a bad file fails here, in one line)."""
+    def chunks(self, scratch_dir: str) -> Iterator["Chunk"]:
+        """The split's chunks, once its files passed every check (a bad file fails here, in one line);
+        a gzipped images file is decompressed once, into ``scratch_dir``, and read from there."""
         if self.images_path.endswith(".npz"):
             yield Chunk(self.split, self.images_path, 0, 0, b"")
             return
-        plan = readers.plan_idx_split(self.images_path, self.labels_path)
+        plan = readers.plan_idx_split(self.images_path, self.labels_path, scratch_dir)
         for start in range(0, plan.count, CHUNK_RECORDS):
             stop = min(start + CHUNK_RECORDS, plan.count)
-            yield Chunk(self.split, self.images_path, start, stop, plan.labels[start:stop])
+            yield Chunk(self.split, plan.images_path, start, stop, plan.labels[start:stop])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,11 +114,11 @@ def locate_split(input_base: str, split: str, pattern: str) -> SplitSource:
 
 
 @beam.ptransform_fn
-def _ReadSplit(pipeline: beam.Pipeline, source: SplitSource) -> beam.PCollection:
+def _ReadSplit(pipeline: beam.Pipeline, source: SplitSource, scratch_dir: str) -> beam.PCollection:
     return (
         pipeline
         | "Locate" >> beam.Create([source])
-        | "Plan" >> beam.FlatMap(SplitSource.chunks)
+        | "Plan" >> beam.FlatMap(SplitSource.chunks, scratch_dir)
         | "Spread" >> beam.Reshuffle()  # the chunks to as many workers as the runner has
         | "Serialize" >> beam.FlatMap(Chunk.examples)
     )
@@ -141,22 +142,27 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         artifact_utils.get_single_instance(examples).split_names = artifact_utils.encode_split_names(
             utils.generate_output_split_names(input_config, output_config)
         )
-        with self._make_beam_pipeline() as pipeline:
-            for split, serialized in self.GenerateExamplesByBeam(pipeline, exec_properties).items():
-                _ = serialized | f"WriteSplit[{split}]" >> beam.io.WriteToTFRecord(
-                    os.path.join(artifact_utils.get_split_uri(examples, split), RECORDS_FILE), file_name_suffix=".gz"
-                )
+        scratch_dir = os.path.join(artifact_utils.get_single_uri(examples), "decompressed")
+        try:
+            with self._make_beam_pipeline() as pipeline:
+                for split, serialized in self.GenerateExamplesByBeam(pipeline, exec_properties, scratch_dir).items():
+                    _ = serialized | f"WriteSplit[{split}]" >> beam.io.WriteToTFRecord(
+                        os.path.join(artifact_utils.get_split_uri(examples, split), RECORDS_FILE), file_name_suffix=".gz"
+                    )
+        finally:  # the artifact holds its splits only
+            if tf.io.gfile.exists(scratch_dir):
+                tf.io.gfile.rmtree(scratch_dir)
         for artifact in examples:  # what StatisticsGen and Transform read the records as
             examples_utils.set_payload_format(artifact, exec_properties[standard_component_specs.OUTPUT_DATA_FORMAT_KEY])
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         return _ReadSplit
 
-    def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: Dict[str, Any]):
+    def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: Dict[str, Any], scratch_dir: str):
         config = example_gen_pb2.Input()
         proto_utils.json_to_proto(exec_properties["input_config"], config)
         sources = [locate_split(exec_properties["input_base"], s.name, s.pattern) for s in config.splits]
-        return {s.split: pipeline | f"Read[{s.split}]" >> _ReadSplit(s) for s in sources}
+        return {s.split: pipeline | f"Read[{s.split}]" >> _ReadSplit(s, scratch_dir) for s in sources}
 
 
 class MnistExampleGen(FileBasedExampleGen):

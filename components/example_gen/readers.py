@@ -7,7 +7,10 @@ here with one line naming it, never deep inside Beam or TensorFlow.
 An IDX split can also be read in record ranges: ``plan_idx_split`` makes the
 same checks reading the images file as a stream (its header, then its
 length), and ``read_idx_range`` reads one range, so no reader holds a whole
-images file (ExampleGen's chunks).
+images file (ExampleGen's chunks). A gzip stream decompresses only from its
+start, so ranges read from a .gz file would decompress everything before
+each of them again (about c/2 passes for c ranges): the plan decompresses a
+gzipped images file once, into a scratch copy the ranges are read from.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import contextlib
 import dataclasses
 import gzip
 import io
+import os
 import zipfile
 import zlib
 from typing import BinaryIO, Iterator, Tuple
@@ -141,7 +145,8 @@ def _stream(path: str) -> Iterator[BinaryIO]:
 
 @dataclasses.dataclass(frozen=True)
 class IdxPlan:
-    """A checked IDX split, to be read in record ranges: its images file and its labels (a byte each)."""
+    """A checked IDX split, to be read in record ranges: the uncompressed images file to read them
+    from (the split's own, or its scratch copy) and its labels (a byte each)."""
 
     images_path: str
     labels: bytes
@@ -151,22 +156,36 @@ class IdxPlan:
         return len(self.labels)
 
 
-def plan_idx_split(images_path: str, labels_path: str) -> IdxPlan:
+def plan_idx_split(images_path: str, labels_path: str, scratch_dir: str) -> IdxPlan:
     """Every check ``read_idx_split`` makes, with the images file read as a stream: no more than a
-    block of it is in memory at once."""
-    with _stream(images_path) as images:
-        count = _images_header(images.read(IMAGES_OFFSET), images_path)
-        length = IMAGES_OFFSET + sum(len(block) for block in iter(lambda: images.read(STREAM_BLOCK), b""))
+    block of it is in memory at once. A gzipped images file is decompressed into ``scratch_dir``
+    (any TF filesystem: where a distributed runner's workers can read it) as it is read."""
+    readable = images_path
+    with contextlib.ExitStack() as stack:
+        images = stack.enter_context(_stream(images_path))
+        header = images.read(IMAGES_OFFSET)
+        count = _images_header(header, images_path)
+        copy = None
+        if images_path.endswith(".gz"):
+            tf.io.gfile.makedirs(scratch_dir)
+            readable = os.path.join(scratch_dir, os.path.basename(images_path)[: -len(".gz")])
+            copy = stack.enter_context(tf.io.gfile.GFile(readable, "wb"))
+            copy.write(header)
+        length = len(header)
+        for block in iter(lambda: images.read(STREAM_BLOCK), b""):
+            length += len(block)
+            if copy:
+                copy.write(block)
     _check_length(length, IMAGES_OFFSET, count, IMAGE_BYTES, images_path)
     labels = parse_labels(read_file_bytes(labels_path), labels_path)
     check_counts(count, labels, f"{images_path} + {labels_path}")
-    return IdxPlan(images_path, labels.tobytes())
+    return IdxPlan(readable, labels.tobytes())
 
 
 def read_idx_range(images_path: str, start: int, stop: int) -> np.ndarray:
-    """Images ``start`` to ``stop - 1`` of a planned IDX file, as uint8[stop - start, 28, 28]."""
+    """Images ``start`` to ``stop - 1`` of a planned IDX file (``IdxPlan.images_path``), as uint8[stop - start, 28, 28]."""
     with _stream(images_path) as images:
-        images.seek(IMAGES_OFFSET + start * IMAGE_BYTES)  # a gzip stream decompresses up to here, a block at a time
+        images.seek(IMAGES_OFFSET + start * IMAGE_BYTES)
         data = images.read((stop - start) * IMAGE_BYTES)
     if len(data) != (stop - start) * IMAGE_BYTES:
         raise DataError(f"{images_path}: shorter than when it was checked; was it replaced during the run?")
