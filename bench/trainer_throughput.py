@@ -8,8 +8,10 @@ the spike issue's: (e) zclip and (f) global_norm inside the spike guard >= 0.97 
 telemetry's cost: (d) >= 0.97 x (g), (d) without the update norms (telemetry.update_every_n_steps = 0), and
 (i), (d) with them every step; and what the gradient noise scale costs: (h), (d) with telemetry.noise_scale
 (the batch differentiated in halves).
-Usage: python -m bench.trainer_throughput [--steps N] [--rounds R] [--only spike|telemetry]
-(--only: (d) with (e) and (f), or with (g), (h) and (i), alone, for more rounds in the same time.)
+The performance issue's: (d) >= 0.8 x (m), the matrix products of a step of this model alone, in one
+traced loop (or (d) >= 1,000 steps/s).
+Usage: python -m bench.trainer_throughput [--steps N] [--rounds R] [--only spike|telemetry|limit]
+(--only: (d) with (e) and (f), or with (g), (h) and (i), or with (c) and (m), alone, for more rounds in the same time.)
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ BATCH = 128
 LR = 0.01
 CLIP = 15.0
 STEPS_PER_CALL = TrainerOptions().steps_per_call
+STEP_FLOP = 2 * BATCH * (3 * (784 * 512 + 512 * 256 + 256 * 10) - 784 * 512)  # (m)'s products: 308 MFLOP
 
 
 def eager_tutorial(x: tf.Tensor, y: tf.Tensor) -> Callable[[int], None]:
@@ -104,6 +107,33 @@ def our_loop(x: tf.Tensor, y: tf.Tensor, clip: ClipOptions, telemetry: Optional[
     return run
 
 
+def matmul_limit(hidden: Tuple[int, ...] = (512, 256)) -> Callable[[int], None]:
+    """(m) The limit: the matrix products of one training step of the model and nothing else (three
+    forward, three weight gradients, two input gradients: the first layer's input needs none), in
+    one traced while loop, on tensors of a step's shapes."""
+    widths = (784, *hidden, 10)
+    weights = [tf.random.normal([a, b]) for a, b in zip(widths[:-1], widths[1:])]
+    activations = [tf.random.normal([BATCH, width]) for width in widths]
+
+    @tf.function(autograph=False)
+    def products(steps: tf.Tensor) -> tf.Tensor:
+        def step(i: tf.Tensor, total: tf.Tensor):
+            h = activations[0]
+            for w in weights:
+                h = tf.matmul(h, w)
+            total += tf.reduce_sum(h)
+            grad = activations[-1]
+            for layer in reversed(range(len(weights))):
+                total += tf.matmul(activations[layer], grad, transpose_a=True)[0, 0]  # the weights' gradient
+                if layer:
+                    grad = tf.matmul(grad, weights[layer], transpose_b=True)  # the layer input's gradient
+            return i + 1, total  # every product feeds the result, so none is pruned
+
+        return tf.while_loop(lambda i, _: i < steps, step, (tf.constant(0), tf.constant(0.0)))[1]
+
+    return lambda steps: products(tf.constant(steps)).numpy()
+
+
 def interleaved_rates(runs: Dict[str, Tuple[Callable[[int], None], int]], rounds: int) -> Dict[str, float]:
     """Steps/s per variant: the best of ``rounds`` timed runs, after one warm-up each.
 
@@ -124,7 +154,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=450)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--only", choices=("spike", "telemetry"), help="only (d), (e) and (f); or (d), (g) and (h)")
+    parser.add_argument("--only", choices=("spike", "telemetry", "limit"),
+                        help="only (d), (e) and (f); or (d), (g), (h) and (i); or (c), (d) and (m)")
     args = parser.parse_args()
     images, labels = load_train()
     x, y = tf.constant(images), tf.constant(labels)
@@ -146,11 +177,12 @@ def main() -> None:
         "(h) ours, as (d) with the gradient noise scale": (
             our_loop(x, y, global_norm, dataclasses.replace(full, noise_scale=True), logdir), steps),
     }
-    runs = {"spike": {**d, **spike_aware}, "telemetry": {**d, **telemetry}}.get(args.only) or {
+    c = {"(c) ours, no clip, no telemetry": (our_loop(x, y, ClipOptions(strategy="none"), None, logdir), steps)}
+    limit = {"(m) the step's matrix products alone (the limit)": (matmul_limit(), steps)}
+    runs = {"spike": {**d, **spike_aware}, "telemetry": {**d, **telemetry}, "limit": {**c, **d, **limit}}.get(args.only) or {
         "(a) eager tutorial loop": (eager_tutorial(x, y), min(steps, 150)),
         **{name: (keras_fit(images, labels, spe), steps) for spe, name in keras_names.items()},
-        "(c) ours, no clip, no telemetry": (our_loop(x, y, ClipOptions(strategy="none"), None, logdir), steps),
-        **d, **spike_aware, **telemetry,
+        **c, **d, **spike_aware, **telemetry, **limit,
     }
     rates = interleaved_rates(runs, args.rounds)
     print(f"{'variant':<56} {'steps/s':>9}")
@@ -169,6 +201,9 @@ def main() -> None:
         print(f"(i)/(g) = {i / g:.3f}  (what they cost measured every step; no target)")
     if h:
         print(f"(h)/(d) = {h / d:.3f}  (what the gradient noise scale costs; no target)")
+    m = rates.get("(m) the step's matrix products alone (the limit)")
+    if m:
+        print(f"(d)/(m) = {d / m:.3f}  (target >= 0.8, or (d) >= 1000 steps/s; (m) = {m * STEP_FLOP / 1e9:.0f} GFLOP/s)")
     if args.only:
         return
     a = rates["(a) eager tutorial loop"]

@@ -178,10 +178,21 @@ def _transformed(records: tf.Tensor, transform_output: tft.TFTransformOutput) ->
     return batch[IMAGE_XF_KEY], tf.reshape(batch[LABEL_KEY], [-1])
 
 
-def _in_memory(files: List[str], transform_output: tft.TFTransformOutput) -> InMemorySplit:
+def _records_up_to(files: List[str], limit: int) -> Optional[tf.Tensor]:
+    """The files' records in one pass if there are at most ``limit``; None as soon as there are more
+    (serialized, they take about a third of the memory they take transformed)."""
+    batches, count = [], 0
+    for batch in _records(files):
+        count += int(batch.shape[0])
+        if count > limit:
+            return None
+        batches.append(batch)
+    return tf.concat(batches, axis=0)
+
+
+def _in_memory(records: tf.Tensor, transform_output: tft.TFTransformOutput) -> InMemorySplit:
     """Sorted by fingerprint (identical records are interchangeable; a collision between different
     ones, about 1 in 10^10 for 60,000 records, keeps the files' order), then transformed batch by batch."""
-    records = tf.concat(list(_records(files)), axis=0)
     records = tf.gather(records, tf.argsort(_fingerprints(records), stable=True))
     batches = [_transformed(records[start : start + READ_BATCH], transform_output)
                for start in range(0, int(records.shape[0]), READ_BATCH)]
@@ -210,10 +221,11 @@ def open_split(file_patterns: List[str], transform_output: tft.TFTransformOutput
     to a temporary folder (removed on exit) in buckets of about a quarter of the budget."""
     files = [f for pattern in file_patterns for f in tf.io.gfile.glob(pattern)]
     row = row_bytes(transform_output)
-    size = _count(files) * row
-    if size <= memory_budget_bytes:
-        yield _in_memory(files, transform_output)
+    records = _records_up_to(files, memory_budget_bytes // row)
+    if records is not None:  # read once: the common case needs no pass to count them first
+        yield _in_memory(records, transform_output)
         return
+    size = _count(files) * row
     directory = None
     try:
         try:
