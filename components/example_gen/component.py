@@ -146,8 +146,10 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         try:
             with self._make_beam_pipeline() as pipeline:
                 for split, serialized in self.GenerateExamplesByBeam(pipeline, exec_properties, scratch_dir).items():
+                    # Uncompressed, unlike TFX's ExampleGen: gzip costs more time to write and to read back
+                    # than the disk it saves is worth to a run (docs/benchmarks.md, "Whole pipeline").
                     _ = serialized | f"WriteSplit[{split}]" >> beam.io.WriteToTFRecord(
-                        os.path.join(artifact_utils.get_split_uri(examples, split), RECORDS_FILE), file_name_suffix=".gz"
+                        os.path.join(artifact_utils.get_split_uri(examples, split), RECORDS_FILE)
                     )
         finally:  # the artifact holds its splits only
             if tf.io.gfile.exists(scratch_dir):

@@ -26,6 +26,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import os
 import shutil
 import tempfile
@@ -160,7 +161,10 @@ class BucketWriter:
 
 
 def _records(files: List[str], batch: int = READ_BATCH) -> tf.data.Dataset:
-    return tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch)
+    """Serialized records in batches, each file read as its name says: gzipped if ``.gz`` (TFX's
+    own ExampleGen), else plain (ours)."""
+    datasets = [tf.data.TFRecordDataset(f, compression_type="GZIP" if f.endswith(".gz") else "") for f in files]
+    return functools.reduce(tf.data.Dataset.concatenate, datasets).batch(batch)
 
 
 def _fingerprints(records: tf.Tensor) -> tf.Tensor:

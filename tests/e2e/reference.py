@@ -31,5 +31,6 @@ def read_examples(examples_uri: str) -> dict:
     result = {}
     for split in ("train", "eval"):
         files = tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*"))
-        result[split] = sorted(r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP"))
+        assert files and not any(f.endswith(".gz") for f in files)  # written uncompressed
+        result[split] = sorted(r.numpy() for r in tf.data.TFRecordDataset(files))
     return result
