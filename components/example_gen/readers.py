@@ -174,7 +174,7 @@ def plan_idx_split(images_path: str, labels_path: str, scratch_dir: str) -> IdxP
         length = len(header)
         for block in iter(lambda: images.read(STREAM_BLOCK), b""):
             length += len(block)
-            if copy:
+            if copy is not None:
                 copy.write(block)
     _check_length(length, IMAGES_OFFSET, count, IMAGE_BYTES, images_path)
     labels = parse_labels(read_file_bytes(labels_path), labels_path)

@@ -2,12 +2,12 @@
 Beam would run in this process anyway.
 
 With no Beam args, TFX's executor runs TFDV on Beam's in-memory DirectRunner: one process, one
-thread, and about two thirds of its time spent building and running Beam's stages, not in TFDV
-(docs/benchmarks.md). The same statistics come from TFDV's own generators fed directly: every
-record of every split, read in batches (memory holds a batch and the generators' accumulators,
-whatever the size of the split), the same quantiles and histograms, the same output file and
-artifact properties. With any Beam args (a runner the user chose, worker processes) or any
-setting besides the defaults, TFX's own executor runs, unchanged.
+thread, and most of its time spent in Beam's machinery rather than in TFDV (docs/benchmarks.md). The
+same statistics come from TFDV's own generators fed directly: every record of every split, read in
+batches (memory holds a batch and the generators' accumulators, whatever the size of the split), the
+same quantiles and histograms, the same output file and artifact properties. With any Beam args (a
+runner the user chose, worker processes) or any setting besides the defaults, TFX's own executor
+runs, unchanged.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from tfx.types import Artifact, artifact_utils, standard_component_specs
 from tfx.utils import json_utils
 from tfx_bsl.tfxio import dataset_options
 
-BATCH_RECORDS = 1000  # records per batch: the fastest of 1,000 / 4,096 / 10,000 for MNIST (cache-sized)
+BATCH_RECORDS = 1000  # records per batch: of 1,000, 4,096 and 10,000, the fastest on MNIST (docs/benchmarks.md)
 _SETTINGS = (  # exec properties that, set to anything but their default, leave the work to TFX's executor
     standard_component_specs.STATS_OPTIONS_JSON_KEY,
     standard_component_specs.EXCLUDE_SPLITS_KEY,
@@ -46,13 +46,18 @@ def statistics(record_batches: Iterable[pa.RecordBatch]) -> statistics_pb2.Datas
     return stats_impl.extract_statistics_output(accumulators, generators)
 
 
+def _is_set(value: Any) -> bool:
+    """An exec property given a value: a JSON string that is not empty (``[]``, ``{}``, ``null``), or a true flag."""
+    return bool(json_utils.loads(value)) if isinstance(value, str) and value else bool(value)
+
+
 def _defaults_only(input_dict: Dict[str, List[Artifact]], exec_properties: Dict[str, Any]) -> bool:
     """No schema input, no option set, splits as ExampleGen named them: what the in-process path does."""
     examples = artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY])
     return (
         not input_dict.get(standard_component_specs.SCHEMA_KEY)
         and not examples.has_custom_property(examples_utils.CUSTOM_SPLIT_PATTERN_PROPERTY_NAME)
-        and not any(json_utils.loads(str(exec_properties.get(key) or "null")) for key in _SETTINGS)
+        and not any(_is_set(exec_properties.get(key)) for key in _SETTINGS)
     )
 
 

@@ -48,12 +48,13 @@ def test_a_bad_label_in_the_last_record_is_an_anomaly_against_the_schema():
 def test_any_setting_besides_the_defaults_leaves_the_work_to_tfx():
     examples = standard_artifacts.Examples()
     inputs = {standard_component_specs.EXAMPLES_KEY: [examples]}
-    defaults = {standard_component_specs.EXCLUDE_SPLITS_KEY: "[]"}  # what the component sets when none are given
+    # What the component sets when none are given.
+    defaults = {standard_component_specs.EXCLUDE_SPLITS_KEY: "[]", standard_component_specs.SHARDED_STATS_OUTPUT_KEY: False}
     assert _defaults_only(inputs, defaults)
     for key, value in (
         (standard_component_specs.EXCLUDE_SPLITS_KEY, '["eval"]'),
         (standard_component_specs.STATS_OPTIONS_JSON_KEY, '{"sample_rate": 0.5}'),
-        (standard_component_specs.SHARDED_STATS_OUTPUT_KEY, 1),
+        (standard_component_specs.SHARDED_STATS_OUTPUT_KEY, True),
         (standard_component_specs.SAMPLE_RATE_BY_SPLIT_KEY, '{"train": 0.5}'),
     ):
         assert not _defaults_only(inputs, {**defaults, key: value}), key
