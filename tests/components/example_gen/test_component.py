@@ -48,6 +48,6 @@ def test_real_mnist_train_in_chunks(real_mnist, tmp_path):
     chunks = list(source.chunks(str(tmp_path)))
     assert len(chunks) == 6 and chunks[-1].stop == 60_000
     images, labels = source.read()
-    third = list(chunks[2].examples())  # a range from the middle of a gzip stream
+    third = list(chunks[2].examples())  # a range from the middle of the split (its decompressed copy)
     assert len(third) == 10_000
     assert third == list(records.serialize_examples(images[20_000:30_000], labels[20_000:30_000]))
