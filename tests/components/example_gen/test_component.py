@@ -6,6 +6,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
+from components.common.errors import DataError
 from components.example_gen import component, records
 from components.example_gen.component import IDX_PATTERNS, locate_split
 from tests.idx_files import synthetic, write_split
@@ -41,6 +42,17 @@ def test_a_gzipped_split_is_decompressed_once(tmp_path, monkeypatch):
     from_chunks = [record for chunk in chunks for record in chunk.examples()]
     assert len(chunks) == 5 and from_chunks == list(records.serialize_examples(images, labels))
     assert sum(decompressed) == 16 + 45 * 784 + 8 + 45  # each file's bytes once: images (header + pixels), labels
+
+
+def test_a_truncated_gzipped_images_file_fails_the_plan_in_one_line(tmp_path):
+    images, labels = synthetic(45)
+    write_split(str(tmp_path), "train", images, labels, gz=True)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:-6])  # the stream's end (its checksum) cut off, while it is copied
+    source = locate_split(str(tmp_path), "train", IDX_PATTERNS["train"])
+    expected = r"train-images-idx3-ubyte\.gz: gzip data is corrupt or truncated .*; fetch the file again"
+    with pytest.raises(DataError, match=expected):
+        list(source.chunks(str(tmp_path / "scratch")))
 
 
 def test_real_mnist_train_in_chunks(real_mnist, tmp_path):
