@@ -59,8 +59,10 @@ class ClipStrategy(Protocol):
 
 
 def measure(grads: Sequence[tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:
-    """Per-variable L2 norms and the global norm (the norm of those norms)."""
-    per_var = tf.stack([tf.norm(g) for g in grads])
+    """Per-variable L2 norms and the global norm (the norm of those norms). ``l2_loss`` (half the sum of
+    squares) reads a gradient once; ``tf.norm`` writes its squares and reads them again, and on a large
+    kernel those passes over memory cost more than the arithmetic (docs/benchmarks.md)."""
+    per_var = tf.stack([tf.sqrt(2.0 * tf.nn.l2_loss(g)) for g in grads])
     return per_var, tf.norm(per_var)
 
 
@@ -117,7 +119,8 @@ def _clip_global(grads, pre_norms, pre_global, threshold: tf.Tensor) -> Tuple[Gr
     """``tf.clip_by_global_norm``'s one factor, written out so that an infinite threshold (an adaptive
     strategy that does not clip this step) means 1, where ``inf / inf`` would be NaN."""
     scale = tf.where(pre_global > threshold, threshold / pre_global, 1.0)
-    clipped = [g * scale for g in grads]
+    # A step under the threshold passes its gradient on as it is: no pass over memory to multiply by 1.
+    clipped = tf.cond(scale < 1.0, lambda: [g * scale for g in grads], lambda: list(grads))
     return clipped, ClipStats.of(pre_norms, pre_global, pre_norms * scale, pre_global * scale, scale, threshold)
 
 
