@@ -88,6 +88,9 @@ class TrainingLoop:
         self.telemetry = telemetry
         self.batch_size = batch_size
         self.distribution = distribution or tf.distribute.get_strategy()
+        # The optimizer's slots now, not in the first call: a tf.function whose first trace creates
+        # variables traces everything a second time (once allowing variable creation, once forbidding it).
+        optimizer._create_all_weights(self.variables)
 
         def counter(name: str, init: int = 0) -> tf.Variable:
             return tf.Variable(init, dtype=tf.int64, trainable=False, name=name)
