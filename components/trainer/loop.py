@@ -19,6 +19,7 @@ the optimizer applies the clipped gradient without aggregating it again.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import TYPE_CHECKING, Callable, List, Optional
 
@@ -263,17 +264,18 @@ class TrainingLoop:
         The loop ends early once the strategy says stop (too many non-finite
         steps in a row).
         """
-        values = self._train_step(*self._batch(images, labels, first), histograms)  # loss, norm, update norm
-        records = [tf.TensorArray(tf.float32, size=0, dynamic_size=True).write(0, value) for value in values]
+        with self.telemetry.writing_steps() if self.telemetry is not None else contextlib.nullcontext():
+            values = self._train_step(*self._batch(images, labels, first), histograms)  # loss, norm, update norm
+            records = [tf.TensorArray(tf.float32, size=0, dynamic_size=True).write(0, value) for value in values]
 
-        def more(i, *_records):
-            return tf.logical_and(i < count, tf.logical_not(self.halted))
+            def more(i, *_records):
+                return tf.logical_and(i < count, tf.logical_not(self.halted))
 
-        def step(i, *records):
-            values = self._train_step(*self._batch(images, labels, first + i), None)
-            return (i + 1, *(record.write(i, value) for record, value in zip(records, values)))
+            def step(i, *records):
+                values = self._train_step(*self._batch(images, labels, first + i), None)
+                return (i + 1, *(record.write(i, value) for record, value in zip(records, values)))
 
-        _, *records = tf.while_loop(more, step, (tf.constant(1), *records))
+            _, *records = tf.while_loop(more, step, (tf.constant(1), *records))
         return tuple(record.stack() for record in records)
 
     def _next_call(self, remaining: int, steps_per_call: int) -> tuple[int, bool]:

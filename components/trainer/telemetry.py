@@ -223,9 +223,14 @@ class Telemetry:
         elif math.isfinite(float(constant)):
             scalars.add(tags.THRESHOLD, threshold, finite)
 
+    def writing_steps(self):
+        """The context the training function's steps write in: the train writer, flushed once, when the
+        context exits. (``as_default`` flushes on exit: entered per step, it put a flush in every step.)"""
+        return self.writer.as_default()
+
     def write_step(self, scalars: StepScalars, step: tf.Tensor) -> None:
-        with self.writer.as_default():
-            scalars.write(step)
+        """Writes the step's scalars (inside ``writing_steps``)."""
+        scalars.write(step)
 
     def record_histograms(
         self,
@@ -236,7 +241,7 @@ class Telemetry:
         when: tf.Tensor,
     ) -> None:
         """Gradient (pre and post clip) and weight histograms, written if ``when``
-        (the loop passes: due, and the step finite).
+        (the loop passes: due, and the step finite), inside ``writing_steps``.
 
         The loop calls this only at steps that may be due (see
         ``steps_until_histograms``), so the per-step graph holds no histogram
@@ -249,8 +254,7 @@ class Telemetry:
                 write_histogram(tags.gradient_histogram(name, tags.POST), post, step)
                 write_histogram(tags.weights_histogram(name), var, step)
 
-        with self.writer.as_default():
-            tf.cond(when, histograms, _nothing)
+        tf.cond(when, histograms, _nothing)
 
     def steps_until_histograms(self, step: int) -> Optional[int]:
         """0 when ``step`` is due for histograms, else steps until the next; None: never."""
