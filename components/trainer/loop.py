@@ -91,7 +91,7 @@ class TrainingLoop:
         self.distribution = distribution or tf.distribute.get_strategy()
         # The optimizer's slots now, not in the first call: a tf.function whose first trace creates
         # variables traces everything a second time (once allowing variable creation, once forbidding it).
-        optimizer._create_all_weights(self.variables)
+        optimizer._create_all_weights(self.variables)  # noqa: SLF001  (the legacy optimizers have no public build)
 
         def counter(name: str, init: int = 0) -> tf.Variable:
             return tf.Variable(init, dtype=tf.int64, trainable=False, name=name)

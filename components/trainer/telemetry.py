@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import tensor_shape_pb2
 from tensorflow.core.util import event_pb2
 from tensorboard.plugins.custom_scalar import layout_pb2, summary as custom_scalar_summary
 from tensorboard.plugins.hparams import api_pb2 as hparams_api_pb2, summary as hparams_summary, summary_v2 as hp
@@ -29,24 +30,23 @@ HISTOGRAM_BUCKETS = 30
 _EDGE_FRACTIONS = np.linspace(0.0, 1.0, HISTOGRAM_BUCKETS + 1)  # float64
 
 
-def write_histogram(name: str, data: tf.Tensor, step: tf.Tensor) -> None:
-    """A TensorBoard histogram summary, bucketed with ``tf.histogram_fixed_width``.
+def histogram_buckets(tensors: Sequence[tf.Tensor]) -> tf.Tensor:
+    """Each tensor's TensorBoard histogram, [len(tensors), buckets, 3] float64 (left edge, right edge,
+    count), bucketed by ``tf.histogram_fixed_width``.
 
-    Same format as ``tf.summary.histogram`` (a [buckets, 3] tensor of left
-    edge, right edge, count) but O(n): TensorBoard's own op builds a float64
-    one-hot matrix of n x 30 (for the 400k-weight first layer, ~100 MB per
-    histogram), which made histograms the most expensive part of the telemetry.
+    The format of ``tf.summary.histogram`` but O(n): TensorBoard's own op builds a float64 one-hot
+    matrix of n x 30 (for the 400k-weight first layer, ~100 MB per histogram). Only what needs a pass
+    over a tensor is done per tensor (its min, max and counts); the ranges and edges of all are one
+    set of ops, so the step's histograms are quick to trace (docs/benchmarks.md).
     """
-    values = tf.reshape(data, [-1])
-    low, high = tf.reduce_min(values), tf.reduce_max(values)
+    flat = [tf.reshape(t, [-1]) for t in tensors]
+    low, high = tf.stack([tf.reduce_min(v) for v in flat]), tf.stack([tf.reduce_max(v) for v in flat])
     high = tf.where(high > low, high, low + 1.0)  # all values equal: one bucket holds them
-    counts = tf.histogram_fixed_width(values, tf.stack([low, high]), nbins=HISTOGRAM_BUCKETS)
-    # low + (high - low) * k / buckets: tf.linspace's general n-d code was a
-    # third of the histograms' tracing time (measured).
-    low, high = tf.cast(low, tf.float64), tf.cast(high, tf.float64)
-    edges = low + (high - low) * _EDGE_FRACTIONS
-    buckets = tf.stack([edges[:-1], edges[1:], tf.cast(counts, tf.float64)], axis=1)
-    tf.summary.write(name, buckets, step=step, metadata=_HISTOGRAM_METADATA)
+    ranges = tf.stack([low, high], axis=1)
+    counts = tf.stack([tf.histogram_fixed_width(v, ranges[i], nbins=HISTOGRAM_BUCKETS) for i, v in enumerate(flat)])
+    low, high = tf.cast(low, tf.float64)[:, None], tf.cast(high, tf.float64)[:, None]
+    edges = low + (high - low) * _EDGE_FRACTIONS  # [tensors, buckets + 1]
+    return tf.stack([edges[:, :-1], edges[:, 1:], tf.cast(counts, tf.float64)], axis=2)
 
 
 def write_scalar(name: str, value: tf.Tensor, step: tf.Tensor) -> None:
@@ -56,10 +56,10 @@ def write_scalar(name: str, value: tf.Tensor, step: tf.Tensor) -> None:
     tf.summary.write(name, tf.cast(value, tf.float32), step=step, metadata=_SCALAR_METADATA)
 
 
-_HISTOGRAM_METADATA = histogram_metadata.create_summary_metadata(display_name=None, description=None)
 _SCALAR_METADATA = scalar_metadata.create_summary_metadata(display_name=None, description=None)
 _SCALAR_METADATA_BYTES = _SCALAR_METADATA.SerializeToString()
-_DT_FLOAT = 1  # tensorflow.DataType.DT_FLOAT
+_HISTOGRAM_METADATA_BYTES = histogram_metadata.create_summary_metadata(display_name=None, description=None).SerializeToString()
+_DT_FLOAT, _DT_DOUBLE = 1, 2  # tensorflow.DataType
 
 
 class StepScalars:
@@ -91,23 +91,50 @@ class StepScalars:
     def write(self, step: tf.Tensor) -> None:
         """Into the default summary writer (call under ``writer.as_default()``)."""
         tags = self.scalar_tags + self.vector_tags
-        if not tags:
-            return
-        count = len(tags)
-        column = lambda tensor: tf.reshape(tensor, [count, 1])  # noqa: E731  (one field value per message)
-        ones = np.ones([count, 1], np.int32)
-        floats = column(_joined(self.scalars, self.vectors))
-        tensors = tf.io.encode_proto(sizes=np.concatenate([ones, ones], 1), values=[ones * _DT_FLOAT, floats],
-                                     field_names=["dtype", "float_val"], message_type="tensorflow.TensorProto")
-        values = tf.io.encode_proto(
-            sizes=np.concatenate([ones, ones, ones], 1),
-            values=[np.array(tags, object).reshape(count, 1), np.full([count, 1], _SCALAR_METADATA_BYTES, object),
-                    column(tensors)],
-            field_names=["tag", "metadata", "tensor"], message_type="tensorflow.Summary.Value")
-        kept = tf.boolean_mask(values, _joined(self.scalars_shown, self.vectors_shown))
-        summary = tf.io.encode_proto(sizes=tf.reshape(tf.size(kept), [1, 1]), values=[tf.reshape(kept, [1, -1])],
-                                     field_names=["value"], message_type="tensorflow.Summary")
-        tf.summary.experimental.write_raw_pb(summary[0], step=step)
+        if tags:
+            floats = tf.reshape(_joined(self.scalars, self.vectors), [len(tags), 1])
+            write_summary(tags, _SCALAR_METADATA_BYTES, _tensor_protos(_DT_FLOAT, (), "float_val", floats), step,
+                          kept=_joined(self.scalars_shown, self.vectors_shown))
+
+
+def write_histograms(tags: Sequence[str], tensors: Sequence[tf.Tensor], step: tf.Tensor) -> None:
+    """A histogram (``histogram_buckets``) of each tensor under its tag, all in one event."""
+    buckets = tf.reshape(histogram_buckets(tensors), [len(tags), HISTOGRAM_BUCKETS * 3])
+    write_summary(tags, _HISTOGRAM_METADATA_BYTES,
+                  _tensor_protos(_DT_DOUBLE, (HISTOGRAM_BUCKETS, 3), "double_val", buckets), step)
+
+
+def _tensor_protos(dtype: int, shape: Sequence[int], field: str, values: tf.Tensor) -> tf.Tensor:
+    """Serialized ``TensorProto``s of ``dtype`` and ``shape``, one per row of ``values`` (the row in ``field``:
+    ``float_val``, ``double_val``); a scalar's shape is ``()``, which the proto leaves out."""
+    count, size = values.shape
+    ones = np.ones([count, 1], np.int32)
+    fields, sizes, columns = ["dtype", field], [ones, ones * size], [ones * dtype, values]
+    if shape:
+        dims = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=n) for n in shape])
+        fields, sizes = fields + ["tensor_shape"], sizes + [ones]
+        columns = columns + [np.full([count, 1], dims.SerializeToString(), object)]
+    return tf.io.encode_proto(sizes=np.concatenate(sizes, 1), values=columns, field_names=fields,
+                              message_type="tensorflow.TensorProto")
+
+
+def write_summary(tags: Sequence[str], metadata: bytes, tensors: tf.Tensor, step: tf.Tensor,
+                  kept: Optional[tf.Tensor] = None) -> None:
+    """One event of a value per tag: each its serialized ``TensorProto`` (``tensors``) with the plugin's
+    ``metadata``; where ``kept`` (a bool per tag) is false, the value is left out. The ``Summary`` the
+    summary ops would have written, value for value, built by ``encode_proto`` and written by one op."""
+    count = len(tags)
+    ones = np.ones([count, 1], np.int32)
+    values = tf.io.encode_proto(
+        sizes=np.concatenate([ones, ones, ones], 1),
+        values=[np.array(tags, object).reshape(count, 1), np.full([count, 1], metadata, object),
+                tf.reshape(tensors, [count, 1])],
+        field_names=["tag", "metadata", "tensor"], message_type="tensorflow.Summary.Value")
+    if kept is not None:
+        values = tf.boolean_mask(values, kept)
+    summary = tf.io.encode_proto(sizes=tf.reshape(tf.size(values), [1, 1]), values=[tf.reshape(values, [1, -1])],
+                                 field_names=["value"], message_type="tensorflow.Summary")
+    tf.summary.experimental.write_raw_pb(summary[0], step=step)
 
 
 def update_values(update_norms: tf.Tensor, weight_norms: tf.Tensor) -> tf.Tensor:
@@ -249,10 +276,10 @@ class Telemetry:
         """
 
         def histograms() -> None:
-            for name, grad, post, var in zip(self.names, grads, clipped, variables):
-                write_histogram(tags.gradient_histogram(name, tags.PRE), grad, step)
-                write_histogram(tags.gradient_histogram(name, tags.POST), post, step)
-                write_histogram(tags.weights_histogram(name), var, step)
+            names = [(tags.gradient_histogram(name, tags.PRE), tags.gradient_histogram(name, tags.POST),
+                      tags.weights_histogram(name)) for name in self.names]
+            tensors = [(grad, post, var) for grad, post, var in zip(grads, clipped, variables)]
+            write_histograms([tag for three in names for tag in three], [t for three in tensors for t in three], step)
 
         tf.cond(when, histograms, _nothing)
 

@@ -7,6 +7,7 @@ from components.trainer.loop import make_loss
 from components.trainer.model import MLP
 from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOptions, TrainingOptions
 from components.trainer.session import make_optimizer, train
+from components.trainer.telemetry import HISTOGRAM_BUCKETS, histogram_buckets
 from pipeline.tools.events import read_run
 from tests.components.trainer.helpers import SIZE, synthetic_split, tiny_run
 
@@ -96,6 +97,24 @@ def test_histogram_matches_the_gradient(run):
     assert buckets[-1, 1] == pytest.approx(grad.max(), rel=1e-5)
     counts, _ = np.histogram(grad, bins=30, range=(grad.min(), grad.max()))
     assert np.abs(buckets[:, 2] - counts).sum() <= 2  # float rounding at bucket edges
+
+
+def test_histograms_of_many_tensors_at_once_count_as_histogram_fixed_width_counts_each():
+    """All tensors in one pass, bucket for bucket as TensorFlow's op buckets each alone, values on bucket
+    edges included (rounded to eighths), at scales from 1e-8 to 1e3, and a constant tensor."""
+    rng = np.random.default_rng(0)
+    tensors = [tf.constant((rng.normal(size=n) * 10.0 ** rng.uniform(-8, 3)).astype(np.float32)) for n in (1000, 37)]
+    tensors += [tf.constant(np.round(rng.normal(size=2000) * 8).astype(np.float32) / 8), tf.fill([5, 4], 2.5),
+                tf.constant(np.linspace(-1, 1, 301, dtype=np.float32))]
+    buckets = histogram_buckets(tensors).numpy()
+    assert buckets.shape == (len(tensors), HISTOGRAM_BUCKETS, 3)
+    for tensor, got in zip(tensors, buckets):
+        low, high = float(tf.reduce_min(tensor)), float(tf.reduce_max(tensor))
+        high = high if high > low else low + 1.0
+        expected = tf.histogram_fixed_width(tf.reshape(tensor, [-1]), [low, high], nbins=HISTOGRAM_BUCKETS).numpy()
+        assert (got[:, 2] == expected).all()
+        assert got[0, 0] == low and got[-1, 1] == high
+        assert (got[1:, 0] == got[:-1, 1]).all()  # the buckets tile the range
 
 
 def test_eval_is_its_own_run(run):
