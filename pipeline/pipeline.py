@@ -8,12 +8,13 @@ from typing import Optional
 
 # Not `from tfx import v1`: it imports tfx.v1.extensions and with them google-cloud-aiplatform,
 # seconds of every command's start-up for nothing this pipeline uses (docs/benchmarks.md).
-from tfx.components import Evaluator, ExampleValidator, Pusher, Trainer, Transform
+from tfx.components import ExampleValidator, Pusher, Trainer, Transform
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.orchestration.pipeline import Pipeline
 from tfx.proto.pusher_pb2 import PushDestination
 
 from components.evaluator import accuracy
+from components.evaluator.component import Evaluator
 from components.evaluator.eval_config import build_eval_config
 from components.example_gen.component import MnistExampleGen, input_config
 from components.statistics_gen.component import StatisticsGen
@@ -38,7 +39,7 @@ COMPONENT_CODE = {
     "AnomalyGate": (AnomalyGate.__module__,),
     "Transform": (PREPROCESSING_FN.rsplit(".", 1)[0],),
     "Trainer": (RUN_FN.rsplit(".", 1)[0],),
-    "Evaluator": (accuracy.__name__,),  # the metric TFMA loads by module name
+    "Evaluator": (Evaluator.__module__, accuracy.__name__),  # its executor; the metric TFMA loads by module name
     "TrainingHealthGate": (TrainingHealthGate.__module__,),
 }
 

@@ -1,1 +1,1 @@
-"""TFMA configuration for the Evaluator."""
+"""The Evaluator: its executor, and the TFMA configuration and metric it runs."""
