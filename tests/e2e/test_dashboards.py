@@ -109,6 +109,22 @@ def test_clipping_dashboard_merges_both_runs(served):
     assert "." not in board.get("data/runs")  # the experiment folder the HParams table reads is no run to pick
 
 
+def test_histograms_dashboard_serves_every_histogram_of_the_clipped_run(served):
+    """A step's 18 histograms are written as one event; TensorBoard's histogram plugin still serves each tag,
+    at the configured cadence (50 steps), every bucket count adding up to its tensor's size."""
+    board, _, _ = served
+    run = "clip=global_norm/train"
+    variables = {f"dense_{i}/{kind}": size for i, (fan_in, fan_out) in enumerate([(784, 512), (512, 256), (256, 10)])
+                 for kind, size in (("kernel", fan_in * fan_out), ("bias", fan_out))}
+    tags = {f"{prefix}/{name}{suffix}": size for name, size in variables.items()
+            for prefix, suffix in (("grad_hist", "/pre_clip"), ("grad_hist", "/post_clip"), ("weights", ""))}
+    assert set(board.get("data/plugin/histograms/tags")[run]) == set(tags)
+    for tag, size in tags.items():
+        histograms = board.get("data/plugin/histograms/histograms", run=run, tag=tag)
+        assert [step for _, step, _ in histograms][:2] == [0, 50], tag
+        assert all(sum(bucket[2] for bucket in buckets) == size for _, _, buckets in histograms), tag
+
+
 def test_a_real_browser_shows_the_clipping_charts(served, tmp_path):
     if browser.find_chromium() is None:
         if os.environ.get("CI"):
