@@ -1,5 +1,5 @@
-"""Evaluator: TFX's component, whose executor keeps an error message that TFMA's model call makes and
-throws away from costing more than the model.
+"""Evaluator: TFX's component, whose executor keeps TFMA's model calls from formatting each batch into
+an error message that is thrown away.
 
 TFMA calls the serving signature with the batch of serialized examples as a positional argument.
 TensorFlow's signatures take keywords only, so that call raises a TypeError, which TensorFlow catches

@@ -276,10 +276,12 @@ class Telemetry:
         """
 
         def histograms() -> None:
-            names = [(tags.gradient_histogram(name, tags.PRE), tags.gradient_histogram(name, tags.POST),
-                      tags.weights_histogram(name)) for name in self.names]
-            tensors = [(grad, post, var) for grad, post, var in zip(grads, clipped, variables)]
-            write_histograms([tag for three in names for tag in three], [t for three in tensors for t in three], step)
+            names, tensors = [], []
+            for name, grad, post, var in zip(self.names, grads, clipped, variables):
+                names += [tags.gradient_histogram(name, tags.PRE), tags.gradient_histogram(name, tags.POST),
+                          tags.weights_histogram(name)]
+                tensors += [grad, post, var]
+            write_histograms(names, tensors, step)
 
         tf.cond(when, histograms, _nothing)
 
