@@ -9,7 +9,7 @@ telemetry's cost: (d) >= 0.97 x (g), (d) without the update norms (telemetry.upd
 (i), (d) with them every step; and what the gradient noise scale costs: (h), (d) with telemetry.noise_scale
 (the batch differentiated in halves).
 The performance issue's: (d) >= 0.8 x (m), the matrix products of a step of this model alone, in one
-traced loop (or (d) >= 1,000 steps/s).
+traced loop, one step after another (or (d) >= 1,000 steps/s).
 Usage: python -m bench.trainer_throughput [--steps N] [--rounds R] [--only spike|telemetry|limit]
 (--only: (d) with (e) and (f), or with (g), (h) and (i), or with (c) and (m), alone, for more rounds in the same time.)
 """

@@ -35,4 +35,6 @@ class Executor(executor.Executor):
 
 
 class Evaluator(component.Evaluator):
+    """TFX's Evaluator with the executor above (same spec, inputs, outputs and node id)."""
+
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
