@@ -7,10 +7,11 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import psutil
+import scipy.stats
 
 import components  # noqa: F401  (Keras choice before TensorFlow loads)
 from components.example_gen.readers import read_idx_split
@@ -33,6 +34,18 @@ def load_train(scale: float = 255.0, prefix: str = "train") -> tuple[np.ndarray,
         os.path.join(folder, f"{prefix}-images-idx3-ubyte.gz"), os.path.join(folder, f"{prefix}-labels-idx1-ubyte.gz")
     )
     return images.reshape(len(images), -1).astype(np.float32) / scale, labels.astype(np.int64)
+
+
+def paired_ratio(a: Sequence[float], b: Sequence[float]) -> Tuple[float, float, float]:
+    """The ratio of rates ``a`` to ``b`` measured in pairs (round i's ``a[i]`` beside ``b[i]``): the geometric
+    mean of the rounds' ratios and its 95% interval (Student's t on their logs). Pairs, not the best of
+    each: a slow spell of the VM moves both rates of a round alike, so it cancels in their ratio."""
+    logs = np.log(np.asarray(a, np.float64) / np.asarray(b, np.float64))
+    if len(logs) < 2:
+        raise ValueError(f"a paired ratio needs 2+ rounds (got {len(logs)})")
+    half = scipy.stats.t.ppf(0.975, len(logs) - 1) * logs.std(ddof=1) / np.sqrt(len(logs))
+    mean = logs.mean()
+    return float(np.exp(mean)), float(np.exp(mean - half)), float(np.exp(mean + half))
 
 
 def best_of(repeats: int, fn: Callable[[], int]) -> float:

@@ -10,6 +10,8 @@ telemetry's cost: (d) >= 0.97 x (g), (d) without the update norms (telemetry.upd
 (the batch differentiated in halves).
 The performance issue's: (d) >= 0.8 x (m), the matrix products of a step of this model alone, in one
 traced loop, one step after another (or (d) >= 1,000 steps/s).
+Each ratio is printed twice: of each variant's best round, and round by round (``paired_ratio``: the
+geometric mean of the rounds' ratios and its 95% interval), the reading a drifting machine cannot fake.
 Usage: python -m bench.trainer_throughput [--steps N] [--rounds R] [--only spike|telemetry|limit]
 (--only: (d) with (e) and (f), or with (g), (h) and (i), or with (c) and (m), alone, for more rounds in the same time.)
 """
@@ -19,13 +21,13 @@ import argparse
 import dataclasses
 import os
 import tempfile
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from bench.common import best_of, load_train
+from bench.common import best_of, load_train, paired_ratio
 from components.trainer import clipping
 from components.trainer.data import InMemorySplit
 from components.trainer.loop import TrainingLoop, make_loss
@@ -39,6 +41,18 @@ LR = 0.01
 CLIP = 15.0
 STEPS_PER_CALL = TrainerOptions().steps_per_call
 STEP_FLOP = 2 * BATCH * (3 * (784 * 512 + 512 * 256 + 256 * 10) - 784 * 512)  # (m)'s products: 308 MFLOP
+
+
+# The variants, as the bench prints them.
+EAGER = "(a) eager tutorial loop"
+BARE = "(c) ours, no clip, no telemetry"
+FULL = "(d) ours, global_norm clip, full telemetry"
+ZCLIP = "(e) ours, zclip, full telemetry"
+GUARDED = "(f) ours, global_norm in the spike guard, full telemetry"
+NO_UPDATES = "(g) ours, as (d) without the update norms"
+NOISE = "(h) ours, as (d) with the gradient noise scale"
+EVERY_UPDATE = "(i) ours, as (d) with the update norms every step"
+LIMIT = "(m) the step's matrix products alone (the limit)"
 
 
 def eager_tutorial(x: tf.Tensor, y: tf.Tensor) -> Callable[[int], None]:
@@ -137,20 +151,29 @@ def matmul_limit() -> Callable[[int], None]:
     return lambda steps: products(tf.constant(steps)).numpy()
 
 
-def interleaved_rates(runs: Dict[str, Tuple[Callable[[int], None], int]], rounds: int) -> Dict[str, float]:
-    """Steps/s per variant: the best of ``rounds`` timed runs, after one warm-up each.
+def interleaved_rates(runs: Dict[str, Tuple[Callable[[int], None], int]], rounds: int) -> Dict[str, List[float]]:
+    """Steps/s per variant in each of ``rounds`` timed runs, after one warm-up each.
 
-    Rounds interleave the variants (a, b, c, d, a, b, ...), so a slow spell
-    of this shared VM lands on all of them alike instead of on whichever
-    variant happened to be running.
+    Rounds interleave the variants, so a slow spell of this shared VM lands on
+    all of them alike instead of on whichever variant happened to be running;
+    every other round runs them in reverse (a, b, c, c, b, a, ...), so a drift
+    within a round favours none of them.
     """
     for run, steps in runs.values():
         run(steps)  # tracing, first-call costs
-    best = dict.fromkeys(runs, 0.0)
-    for _ in range(rounds):
-        for name, (run, steps) in runs.items():
-            best[name] = max(best[name], best_of(1, lambda: (run(steps), steps)[1]))
-    return best
+    rates = {name: [] for name in runs}
+    for round_ in range(rounds):
+        for name in list(runs)[:: -1 if round_ % 2 else 1]:
+            run, steps = runs[name]
+            rates[name].append(best_of(1, lambda: (run(steps), steps)[1]))
+    return rates
+
+
+def ratio_line(label: str, rates: Dict[str, List[float]], a: str, b: str, target: str) -> str:
+    """``a``'s rate over ``b``'s: the best round of each, and round by round (``paired_ratio``)."""
+    mean, low, high = paired_ratio(rates[a], rates[b])
+    return (f"{label} = {max(rates[a]) / max(rates[b]):.3f} best of each; {mean:.3f} round by round "
+            f"(95% interval {low:.3f}-{high:.3f}, {len(rates[a])} rounds)  ({target})")
 
 
 def main() -> None:
@@ -166,55 +189,48 @@ def main() -> None:
     logdir = tempfile.mkdtemp(prefix="clipflow-bench-")
     keras_names = {spe: f"(b) keras fit, steps_per_execution={spe}" for spe in (1, 10, 50, 200)}
     global_norm, full = ClipOptions(strategy="global_norm", threshold=CLIP), TelemetryOptions()
-    d = {"(d) ours, global_norm clip, full telemetry": (our_loop(x, y, global_norm, full, logdir), steps)}
+    d = {FULL: (our_loop(x, y, global_norm, full, logdir), steps)}
     spike_aware = {
-        "(e) ours, zclip, full telemetry": (our_loop(x, y, ClipOptions(strategy="zclip"), full, logdir), steps),
-        "(f) ours, global_norm in the spike guard, full telemetry": (
-            our_loop(x, y, dataclasses.replace(global_norm, skip_spikes=True), full, logdir), steps),
+        ZCLIP: (our_loop(x, y, ClipOptions(strategy="zclip"), full, logdir), steps),
+        GUARDED: (our_loop(x, y, dataclasses.replace(global_norm, skip_spikes=True), full, logdir), steps),
     }
     telemetry = {
-        "(g) ours, as (d) without the update norms": (
-            our_loop(x, y, global_norm, dataclasses.replace(full, update_every_n_steps=0), logdir), steps),
-        "(i) ours, as (d) with the update norms every step": (
-            our_loop(x, y, global_norm, dataclasses.replace(full, update_every_n_steps=1), logdir), steps),
-        "(h) ours, as (d) with the gradient noise scale": (
-            our_loop(x, y, global_norm, dataclasses.replace(full, noise_scale=True), logdir), steps),
+        NO_UPDATES: (our_loop(x, y, global_norm, dataclasses.replace(full, update_every_n_steps=0), logdir), steps),
+        EVERY_UPDATE: (our_loop(x, y, global_norm, dataclasses.replace(full, update_every_n_steps=1), logdir), steps),
+        NOISE: (our_loop(x, y, global_norm, dataclasses.replace(full, noise_scale=True), logdir), steps),
     }
-    c = {"(c) ours, no clip, no telemetry": (our_loop(x, y, ClipOptions(strategy="none"), None, logdir), steps)}
-    limit = {"(m) the step's matrix products alone (the limit)": (matmul_limit(), steps)}
+    c = {BARE: (our_loop(x, y, ClipOptions(strategy="none"), None, logdir), steps)}
+    limit = {LIMIT: (matmul_limit(), steps)}
     runs = {"spike": {**d, **spike_aware}, "telemetry": {**d, **telemetry}, "limit": {**c, **d, **limit}}.get(args.only) or {
-        "(a) eager tutorial loop": (eager_tutorial(x, y), min(steps, 150)),
+        EAGER: (eager_tutorial(x, y), min(steps, 150)),
         **{name: (keras_fit(images, labels, spe), steps) for spe, name in keras_names.items()},
         **c, **d, **spike_aware, **telemetry, **limit,
     }
     rates = interleaved_rates(runs, args.rounds)
-    print(f"{'variant':<56} {'steps/s':>9}")
+    print(f"{'variant':<56} {'steps/s':>9}  (the best round; the median)")
     for name, rate in rates.items():
-        print(f"{name:<56} {rate:9.1f}")
-    d = rates["(d) ours, global_norm clip, full telemetry"]
+        print(f"{name:<56} {max(rate):9.1f}  {np.median(rate):9.1f}")
     print()
-    for ratio, name in (("(e)/(d)", "(e) ours, zclip, full telemetry"),
-                        ("(f)/(d)", "(f) ours, global_norm in the spike guard, full telemetry")):
-        if name in rates:
-            print(f"{ratio} = {rates[name] / d:.3f}  (target >= 0.97)")
-    g, h = rates.get("(g) ours, as (d) without the update norms"), rates.get("(h) ours, as (d) with the gradient noise scale")
-    i = rates.get("(i) ours, as (d) with the update norms every step")
-    if g:
-        print(f"(d)/(g) = {d / g:.3f}  (target >= 0.97: the update norms, at their default cadence, cost at most 3%)")
-        print(f"(i)/(g) = {i / g:.3f}  (what they cost measured every step; no target)")
-    if h:
-        print(f"(h)/(d) = {h / d:.3f}  (what the gradient noise scale costs; no target)")
-    m = rates.get("(m) the step's matrix products alone (the limit)")
+    lines = [
+        ("(e)/(d)", ZCLIP, FULL, "target >= 0.97"),
+        ("(f)/(d)", GUARDED, FULL, "target >= 0.97"),
+        ("(d)/(g)", FULL, NO_UPDATES, "target >= 0.97: the update norms, at their default cadence, cost at most 3%"),
+        ("(i)/(g)", EVERY_UPDATE, NO_UPDATES, "what they cost measured every step; no target"),
+        ("(h)/(d)", NOISE, FULL, "what the gradient noise scale costs; no target"),
+        ("(d)/(m)", FULL, LIMIT, "target >= 0.8, or (d) >= 1000 steps/s"),
+    ]
+    for label, a, b, target in lines:
+        if a in rates and b in rates:
+            print(ratio_line(label, rates, a, b, target))
+    m = rates.get(LIMIT)
     if m:
-        print(f"(d)/(m) = {d / m:.3f}  (target >= 0.8, or (d) >= 1000 steps/s; (m) = {m * STEP_FLOP / 1e9:.0f} GFLOP/s)")
+        print(f"(m) = {max(m) * STEP_FLOP / 1e9:.0f} GFLOP/s at its best round")
     if args.only:
         return
-    a = rates["(a) eager tutorial loop"]
-    b = max(rates[name] for name in keras_names.values())  # Keras at its best steps_per_execution
-    c = rates["(c) ours, no clip, no telemetry"]
-    print(f"(d)/(b) = {d / b:.2f}  (target >= 1.0; (b) = the best Keras row)")
-    print(f"(d)/(a) = {d / a:.2f}  (target >= 5)")
-    print(f"(d)/(c) = {d / c:.2f}  (target >= 0.9)")
+    best_keras = max(keras_names.values(), key=lambda name: max(rates[name]))  # Keras at its best steps_per_execution
+    print(ratio_line("(d)/(b)", rates, FULL, best_keras, "target >= 1.0; (b) = the best Keras row"))
+    print(ratio_line("(d)/(a)", rates, FULL, EAGER, "target >= 5"))
+    print(ratio_line("(d)/(c)", rates, FULL, BARE, "target >= 0.9"))
 
 
 if __name__ == "__main__":
