@@ -182,21 +182,22 @@ def test_update_norms_under_sgd_are_the_learning_rate_times_the_clipped_gradient
             assert float(events[f"update/{name}/norm"][step]) == pytest.approx(expected, rel=2e-3, abs=1e-7)
 
 
-def test_by_default_update_norms_are_measured_every_tenth_step_with_the_every_step_values(run, tmp_path):
-    """The default cadence (the snapshot of the weights it needs costs): steps 0, 10, ..., each the value the
-    every-step run measured at that step (the same run otherwise: the snapshot changes no weight)."""
-    every_step = read_run(run[0])
-    (_, report), _ = tiny_run(str(tmp_path), clip=ClipOptions(strategy="global_norm", threshold=0.5),
+def test_by_default_update_norms_are_measured_every_twentieth_step_with_the_every_step_values(tmp_path):
+    """The default cadence (the snapshot of the weights it needs costs): steps 0 and 20 of 24, each the value
+    an every-step run measured at that step (the same run otherwise: the snapshot changes no weight)."""
+    clip = ClipOptions(strategy="global_norm", threshold=0.5)
+    tiny_run(str(tmp_path / "every"), clip=clip, epochs=24)
+    (_, report), _ = tiny_run(str(tmp_path / "sampled"), clip=clip, epochs=24,
                               update_every=TelemetryOptions().update_every_n_steps)
-    sampled = read_run(str(tmp_path))
-    assert TelemetryOptions().update_every_n_steps == 10
+    every_step, sampled = read_run(str(tmp_path / "every")), read_run(str(tmp_path / "sampled"))
+    assert TelemetryOptions().update_every_n_steps == 20
     for tag in ["update/norm", "update/ratio", *(f"update/{name}/norm" for name in VARIABLES)]:
-        assert sorted(sampled[tag]) == [0, 10], tag
-        for step in (0, 10):
+        assert sorted(sampled[tag]) == [0, 20], tag
+        for step in (0, 20):
             assert float(sampled[tag][step]) == pytest.approx(float(every_step[tag][step]), rel=1e-6), (tag, step)
-    assert sorted(sampled["grad_norm/pre_clip"]) == list(range(12))  # the rest of the telemetry: every step
-    assert report.updates_measured and report.update_every_n_steps == 10
-    assert "the update norm measured every 10 steps" in report.spike_order()
+    assert sorted(sampled["grad_norm/pre_clip"]) == list(range(24))  # the rest of the telemetry: every step
+    assert report.updates_measured and report.update_every_n_steps == 20
+    assert "the update norm measured every 20 steps" in report.spike_order()
 
 
 def test_update_norms_and_ratios_under_adam_equal_the_weights_change_computed_apart(tmp_path):
