@@ -10,11 +10,14 @@ telemetry's cost: (d) >= 0.97 x (g), (d) without the update norms (telemetry.upd
 which the rounds' interval leaves out); and what the gradient noise scale costs: (h), (d) with
 telemetry.noise_scale (the batch differentiated in halves).
 The performance issue's: (d) >= 0.8 x (m), the matrix products of a step of this model alone, in one
-traced loop, one step after another (or (d) >= 1,000 steps/s).
+traced loop, one step after another (or (d) >= 1,000 steps/s); beside it, what bounds any loop: (u), (m) with
+SGD's update of each weight, the least a training step adds to its products, and (o), (c) at hidden widths 8,
+what the loop's ops cost apart from their sizes.
 Each ratio is printed twice: of each variant's best round, and round by round (``paired_ratio``: the
 geometric mean of the rounds' ratios and its 95% interval: a slow spell moves both rates of a round alike).
 Usage: python -m bench.trainer_throughput [--steps N] [--rounds R] [--only spike|telemetry|limit]
-(--only: (d) with (e) and (f), or with (g), (g'), (h) and (i), or with (c) and (m), alone, for more rounds in the same time.)
+(--only: (d) with (e) and (f), or with (g), (g'), (h) and (i), or with (c), (m), (u) and (o), alone, for more rounds
+in the same time.)
 """
 from __future__ import annotations
 
@@ -56,6 +59,8 @@ BOTH_BASELINES = "(g)(g'): their geometric mean, round by round"
 NOISE = "(h) ours, as (d) with the gradient noise scale"
 EVERY_UPDATE = "(i) ours, as (d) with the update norms every step"
 LIMIT = "(m) the step's matrix products alone (the limit)"
+LIMIT_UPDATE = "(u) (m) and SGD's update of each weight"
+TINY = "(o) as (c), hidden widths 8 (the ops without their sizes)"
 
 
 def eager_tutorial(x: tf.Tensor, y: tf.Tensor) -> Callable[[int], None]:
@@ -103,10 +108,10 @@ def keras_fit(x: np.ndarray, y: np.ndarray, steps_per_execution: int) -> Callabl
 
 
 def our_loop(x: tf.Tensor, y: tf.Tensor, clip: ClipOptions, telemetry: Optional[TelemetryOptions],
-             logdir: str) -> Callable[[int], None]:
-    """(c)-(g): components.trainer.loop with a clip strategy (inside its guards, as the Trainer builds
+             logdir: str, hidden: Tuple[int, ...] = (512, 256)) -> Callable[[int], None]:
+    """(c)-(i), (o): components.trainer.loop with a clip strategy (inside its guards, as the Trainer builds
     it), with telemetry (these options) or without (None)."""
-    model = MLP((512, 256))
+    model = MLP(hidden)
     strategy = clipping.make_strategy(clip)
     writer = Telemetry(logdir, model.variable_names, telemetry) if telemetry else None
     # The Trainer's own optimizer, at a constant rate as Keras fit's (b) (so no schedule length).
@@ -124,30 +129,42 @@ def our_loop(x: tf.Tensor, y: tf.Tensor, clip: ClipOptions, telemetry: Optional[
     return run
 
 
-def matmul_limit() -> Callable[[int], None]:
+def matmul_limit(update: bool = False) -> Callable[[int], None]:
     """(m) The limit: the matrix products of one training step of the model and nothing else (three
     forward, three weight gradients, two input gradients: the first layer's input needs none), in
     one traced while loop, on tensors of a step's shapes (STEP_FLOP counts them). One step after
     another, as training runs them: a step's products need the weights the step before updated, so
     the loop may not overlap iterations (``parallel_iterations=1``; its default, 10, lets two steps'
-    products share the cores, a rate no training loop can reach)."""
+    products share the cores, a rate no training loop can reach).
+
+    (u), ``update``: each weight gradient applied by SGD's own kernel as it is made, the least a
+    training step adds to its products (the weights read from variables and updated; no bias,
+    activation, loss or norm): (u)/(m) is the ceiling of any training loop made of TensorFlow ops on
+    this machine."""
     widths = (784, 512, 256, 10)
     weights = [tf.random.normal([a, b]) for a, b in zip(widths[:-1], widths[1:])]
+    if update:
+        weights = [tf.Variable(w) for w in weights]
     activations = [tf.random.normal([BATCH, width]) for width in widths]
 
     @tf.function(autograph=False)
     def products(steps: tf.Tensor) -> tf.Tensor:
         def step(i: tf.Tensor, total: tf.Tensor):
+            values = [w.read_value() for w in weights] if update else weights  # the step's, before its update
             h = activations[0]
-            for w in weights:
+            for w in values:
                 h = tf.matmul(h, w)
             total += tf.reduce_sum(h)
             grad = activations[-1]
             for layer in reversed(range(len(weights))):
-                total += tf.matmul(activations[layer], grad, transpose_a=True)[0, 0]  # the weights' gradient
+                weight_grad = tf.matmul(activations[layer], grad, transpose_a=True)
+                if update:  # a tiny rate: the weights stay near their start, as far from overflow as (m)'s
+                    tf.raw_ops.ResourceApplyGradientDescent(var=weights[layer].handle, alpha=1e-9, delta=weight_grad)
+                else:
+                    total += weight_grad[0, 0]
                 if layer:
-                    grad = tf.matmul(grad, weights[layer], transpose_b=True)  # the layer input's gradient
-            return i + 1, total  # every product feeds the result, so none is pruned
+                    grad = tf.matmul(grad, values[layer], transpose_b=True)  # the layer input's gradient
+            return i + 1, total  # every product feeds the result or an update, so none is pruned
 
         return tf.while_loop(lambda i, _: i < steps, step, (tf.constant(0), tf.constant(0.0)), parallel_iterations=1)[1]
 
@@ -184,7 +201,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=450)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--only", choices=("spike", "telemetry", "limit"),
-                        help="only (d), (e) and (f); or (d), (g), (g'), (h) and (i); or (c), (d) and (m)")
+                        help="only (d), (e) and (f); or (d), (g), (g'), (h) and (i); or (c), (d), (m), (u) and (o)")
     args = parser.parse_args()
     images, labels = load_train()
     x, y = tf.constant(images), tf.constant(labels)
@@ -204,7 +221,11 @@ def main() -> None:
         NOISE: (our_loop(x, y, global_norm, dataclasses.replace(full, noise_scale=True), logdir), steps),
     }
     c = {BARE: (our_loop(x, y, ClipOptions(strategy="none"), None, logdir), steps)}
-    limit = {LIMIT: (matmul_limit(), steps)}
+    limit = {
+        LIMIT: (matmul_limit(), steps),
+        LIMIT_UPDATE: (matmul_limit(update=True), steps),
+        TINY: (our_loop(x, y, ClipOptions(strategy="none"), None, logdir, hidden=(8, 8)), steps),
+    }
     runs = {"spike": {**d, **spike_aware}, "telemetry": {**d, **telemetry}, "limit": {**c, **d, **limit}}.get(args.only) or {
         EAGER: (eager_tutorial(x, y), min(steps, 150)),
         **{name: (keras_fit(images, labels, spe), steps) for spe, name in keras_names.items()},
@@ -227,6 +248,7 @@ def main() -> None:
                                              "above includes; no target"),
         ("(h)/(d)", NOISE, FULL, "what the gradient noise scale costs; no target"),
         ("(d)/(m)", FULL, LIMIT, "target >= 0.8, or (d) >= 1000 steps/s"),
+        ("(u)/(m)", LIMIT_UPDATE, LIMIT, "the ceiling of a training loop of TensorFlow ops here; no target"),
     ]
     for label, a, b, target in lines:
         if a in rates and b in rates:
@@ -234,6 +256,8 @@ def main() -> None:
     m = rates.get(LIMIT)
     if m:
         print(f"(m) = {max(m) * STEP_FLOP / 1e9:.0f} GFLOP/s at its best round")
+        step_ms = ", ".join(f"{name[:3]} {1e3 / np.median(rates[name]):.2f}" for name in (LIMIT, LIMIT_UPDATE, TINY, BARE, FULL))
+        print(f"ms a step (median round): {step_ms}")
     if args.only:
         return
     best_keras = max(keras_names.values(), key=lambda name: max(rates[name]))  # Keras at its best steps_per_execution
