@@ -1,7 +1,8 @@
 """Training steps/s: the tutorial's eager loop vs Keras fit vs our loop, with and without telemetry.
 
-Same data (full MNIST train, /255), model (784-512-256-10), batch 128, SGD
-lr 0.01, MSE on one-hot labels, in one process. Prints steps/s and the
+Same data (full MNIST train, /255), model (784-512-256-10), batch 128 (the
+targets' batch; --batch sets another for every variant), SGD lr 0.01, MSE on
+one-hot labels, in one process. Prints steps/s and the
 ratios the telemetry issue sets as targets:
   (d) full telemetry >= 1.0 x (b) Keras fit,  >= 5 x (a) eager,  >= 0.9 x (c) ours, no telemetry;
 the spike issue's: (e) zclip and (f) global_norm inside the spike guard >= 0.97 x (d); the update
@@ -15,7 +16,7 @@ SGD's update of each weight, the least a training step adds to its products, and
 what the loop's ops cost apart from their sizes.
 Each ratio is printed twice: of each variant's best round, and round by round (``paired_ratio``: the
 geometric mean of the rounds' ratios and its 95% interval: a slow spell moves both rates of a round alike).
-Usage: python -m bench.trainer_throughput [--steps N] [--rounds R] [--only spike|telemetry|limit]
+Usage: python -m bench.trainer_throughput [--steps N] [--rounds R] [--only spike|telemetry|limit] [--batch B]
 (--only: (d) with (e) and (f), or with (g), (g'), (h) and (i), or with (c), (m), (u) and (o), alone, for more rounds
 in the same time.)
 """
@@ -40,11 +41,15 @@ from components.trainer.options import ClipOptions, TelemetryOptions, TrainerOpt
 from components.trainer.session import make_optimizer
 from components.trainer.telemetry import Telemetry
 
-BATCH = 128
+BATCH = 128  # the default; --batch sets another for every variant
 LR = 0.01
 CLIP = 15.0
 STEPS_PER_CALL = TrainerOptions().steps_per_call
-STEP_FLOP = 2 * BATCH * (3 * (784 * 512 + 512 * 256 + 256 * 10) - 784 * 512)  # (m)'s products: 308 MFLOP
+
+
+def step_flop(batch: int) -> int:
+    """(m)'s products, FLOPs a step: 308 M at batch 128."""
+    return 2 * batch * (3 * (784 * 512 + 512 * 256 + 256 * 10) - 784 * 512)
 
 
 # The variants, as the bench prints them.
@@ -63,7 +68,7 @@ LIMIT_UPDATE = "(u) (m) and SGD's update of each weight"
 TINY = "(o) as (c), hidden widths 8 (the ops without their sizes)"
 
 
-def eager_tutorial(x: tf.Tensor, y: tf.Tensor) -> Callable[[int], None]:
+def eager_tutorial(x: tf.Tensor, y: tf.Tensor, batch: int) -> Callable[[int], None]:
     """(a) GradientTape per step, eagerly, printing the norms as the tutorial does."""
     model = MLP((512, 256))
     variables = model.variables_in_order
@@ -73,8 +78,8 @@ def eager_tutorial(x: tf.Tensor, y: tf.Tensor) -> Callable[[int], None]:
 
     def run(steps: int) -> None:
         for step in range(steps):
-            start = (step * BATCH) % (int(x.shape[0]) - BATCH)
-            xb, yb = x[start : start + BATCH], y[start : start + BATCH]
+            start = (step * batch) % (int(x.shape[0]) - batch)
+            xb, yb = x[start : start + batch], y[start : start + batch]
             with tf.GradientTape() as tape:
                 loss = loss_fn(yb, model(xb))
             grads = tape.gradient(loss, variables)
@@ -85,7 +90,7 @@ def eager_tutorial(x: tf.Tensor, y: tf.Tensor) -> Callable[[int], None]:
     return run
 
 
-def keras_fit(x: np.ndarray, y: np.ndarray, steps_per_execution: int) -> Callable[[int], None]:
+def keras_fit(x: np.ndarray, y: np.ndarray, batch: int, steps_per_execution: int) -> Callable[[int], None]:
     """(b) tf-keras model.fit with SGD(global_clipnorm=15)."""
     model = tf_keras.Sequential(
         [
@@ -102,13 +107,13 @@ def keras_fit(x: np.ndarray, y: np.ndarray, steps_per_execution: int) -> Callabl
     one_hot = np.eye(10, dtype=np.float32)[y]
 
     def run(steps: int) -> None:
-        model.fit(x[: steps * BATCH], one_hot[: steps * BATCH], batch_size=BATCH, epochs=1, verbose=0, shuffle=True)
+        model.fit(x[: steps * batch], one_hot[: steps * batch], batch_size=batch, epochs=1, verbose=0, shuffle=True)
 
     return run
 
 
 def our_loop(x: tf.Tensor, y: tf.Tensor, clip: ClipOptions, telemetry: Optional[TelemetryOptions],
-             logdir: str, hidden: Tuple[int, ...] = (512, 256)) -> Callable[[int], None]:
+             logdir: str, batch: int, hidden: Tuple[int, ...] = (512, 256)) -> Callable[[int], None]:
     """(c)-(i), (o): components.trainer.loop with a clip strategy (inside its guards, as the Trainer builds
     it), with telemetry (these options) or without (None)."""
     model = MLP(hidden)
@@ -116,12 +121,15 @@ def our_loop(x: tf.Tensor, y: tf.Tensor, clip: ClipOptions, telemetry: Optional[
     writer = Telemetry(logdir, model.variable_names, telemetry) if telemetry else None
     # The Trainer's own optimizer, at a constant rate as Keras fit's (b) (so no schedule length).
     optimizer = make_optimizer(TrainerOptions(optimizer="sgd", learning_rate=LR, lr_schedule="constant"), total_steps=1)
-    loop = TrainingLoop(model, optimizer, make_loss("mse"), strategy, writer, BATCH)
+    loop = TrainingLoop(model, optimizer, make_loss("mse"), strategy, writer, batch)
+
+    whole = int(x.shape[0]) // batch  # an epoch's whole batches: a short last batch would be a cheaper step
 
     def run(steps: int) -> None:
         done = 0
-        while done < steps:  # whole epochs, cut short at ``steps``
-            split = InMemorySplit(x[: (steps - done) * BATCH], y[: (steps - done) * BATCH])
+        while done < steps:  # epochs of whole batches, cut short at ``steps``
+            rows = min(steps - done, whole) * batch
+            split = InMemorySplit(x[:rows], y[:rows])
             done += len(loop.run_epoch(split, STEPS_PER_CALL, done).losses)
         if writer:
             writer.flush()
@@ -129,10 +137,10 @@ def our_loop(x: tf.Tensor, y: tf.Tensor, clip: ClipOptions, telemetry: Optional[
     return run
 
 
-def matmul_limit(update: bool = False) -> Callable[[int], None]:
+def matmul_limit(batch: int, update: bool = False) -> Callable[[int], None]:
     """(m) The limit: the matrix products of one training step of the model and nothing else (three
     forward, three weight gradients, two input gradients: the first layer's input needs none), in
-    one traced while loop, on tensors of a step's shapes (STEP_FLOP counts them). One step after
+    one traced while loop, on tensors of a step's shapes (``step_flop`` counts them). One step after
     another, as training runs them: a step's products need the weights the step before updated, so
     the loop may not overlap iterations (``parallel_iterations=1``; its default, 10, lets two steps'
     products share the cores, a rate no training loop can reach).
@@ -145,7 +153,7 @@ def matmul_limit(update: bool = False) -> Callable[[int], None]:
     weights = [tf.random.normal([a, b]) for a, b in zip(widths[:-1], widths[1:])]
     if update:
         weights = [tf.Variable(w) for w in weights]
-    activations = [tf.random.normal([BATCH, width]) for width in widths]
+    activations = [tf.random.normal([batch, width]) for width in widths]
 
     @tf.function(autograph=False)
     def products(steps: tf.Tensor) -> tf.Tensor:
@@ -202,33 +210,44 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--only", choices=("spike", "telemetry", "limit"),
                         help="only (d), (e) and (f); or (d), (g), (g'), (h) and (i); or (c), (d), (m), (u) and (o)")
+    parser.add_argument("--batch", type=int, default=BATCH,
+                        help=f"batch size of every variant (default {BATCH}, the one the targets are set at)")
     args = parser.parse_args()
     images, labels = load_train()
     x, y = tf.constant(images), tf.constant(labels)
-    steps = args.steps
+    steps, batch = args.steps, args.batch
+    if not 1 <= batch <= len(images):
+        parser.error(f"--batch is {batch}: it must be between 1 and the {len(images)} training images")
+    if not args.only and steps * batch > len(images):
+        parser.error(f"--steps x --batch is {steps * batch}: Keras fit's rows take one pass over the "
+                     f"{len(images)} images at the most; lower one, or pick a variant group with --only")
     logdir = tempfile.mkdtemp(prefix="clipflow-bench-")
+
+    def ours(clip: ClipOptions, telemetry: Optional[TelemetryOptions], **options) -> Tuple[Callable[[int], None], int]:
+        return our_loop(x, y, clip, telemetry, logdir, batch, **options), steps
+
     keras_names = {spe: f"(b) keras fit, steps_per_execution={spe}" for spe in (1, 10, 50, 200)}
     global_norm, full = ClipOptions(strategy="global_norm", threshold=CLIP), TelemetryOptions()
-    d = {FULL: (our_loop(x, y, global_norm, full, logdir), steps)}
+    d = {FULL: ours(global_norm, full)}
     spike_aware = {
-        ZCLIP: (our_loop(x, y, ClipOptions(strategy="zclip"), full, logdir), steps),
-        GUARDED: (our_loop(x, y, dataclasses.replace(global_norm, skip_spikes=True), full, logdir), steps),
+        ZCLIP: ours(ClipOptions(strategy="zclip"), full),
+        GUARDED: ours(dataclasses.replace(global_norm, skip_spikes=True), full),
     }
     telemetry = {
-        NO_UPDATES: (our_loop(x, y, global_norm, dataclasses.replace(full, update_every_n_steps=0), logdir), steps),
-        SAME_AGAIN: (our_loop(x, y, global_norm, dataclasses.replace(full, update_every_n_steps=0), logdir), steps),
-        EVERY_UPDATE: (our_loop(x, y, global_norm, dataclasses.replace(full, update_every_n_steps=1), logdir), steps),
-        NOISE: (our_loop(x, y, global_norm, dataclasses.replace(full, noise_scale=True), logdir), steps),
+        NO_UPDATES: ours(global_norm, dataclasses.replace(full, update_every_n_steps=0)),
+        SAME_AGAIN: ours(global_norm, dataclasses.replace(full, update_every_n_steps=0)),
+        EVERY_UPDATE: ours(global_norm, dataclasses.replace(full, update_every_n_steps=1)),
+        NOISE: ours(global_norm, dataclasses.replace(full, noise_scale=True)),
     }
-    c = {BARE: (our_loop(x, y, ClipOptions(strategy="none"), None, logdir), steps)}
+    c = {BARE: ours(ClipOptions(strategy="none"), None)}
     limit = {
-        LIMIT: (matmul_limit(), steps),
-        LIMIT_UPDATE: (matmul_limit(update=True), steps),
-        TINY: (our_loop(x, y, ClipOptions(strategy="none"), None, logdir, hidden=(8, 8)), steps),
+        LIMIT: (matmul_limit(batch), steps),
+        LIMIT_UPDATE: (matmul_limit(batch, update=True), steps),
+        TINY: ours(ClipOptions(strategy="none"), None, hidden=(8, 8)),
     }
     runs = {"spike": {**d, **spike_aware}, "telemetry": {**d, **telemetry}, "limit": {**c, **d, **limit}}.get(args.only) or {
-        EAGER: (eager_tutorial(x, y), min(steps, 150)),
-        **{name: (keras_fit(images, labels, spe), steps) for spe, name in keras_names.items()},
+        EAGER: (eager_tutorial(x, y, batch), min(steps, 150)),
+        **{name: (keras_fit(images, labels, batch, spe), steps) for spe, name in keras_names.items()},
         **c, **d, **spike_aware, **telemetry, **limit,
     }
     rates = interleaved_rates(runs, args.rounds)
@@ -255,7 +274,7 @@ def main() -> None:
             print(ratio_line(label, rates, a, b, target))
     m = rates.get(LIMIT)
     if m:
-        print(f"(m) = {max(m) * STEP_FLOP / 1e9:.0f} GFLOP/s at its best round")
+        print(f"(m) = {max(m) * step_flop(batch) / 1e9:.0f} GFLOP/s at its best round")
         step_ms = ", ".join(f"{name[:3]} {1e3 / np.median(rates[name]):.2f}" for name in (LIMIT, LIMIT_UPDATE, TINY, BARE, FULL))
         print(f"ms a step (median round): {step_ms}")
     if args.only:
