@@ -65,7 +65,7 @@ NOISE = "(h) ours, as (d) with the gradient noise scale"
 EVERY_UPDATE = "(i) ours, as (d) with the update norms every step"
 LIMIT = "(m) the step's matrix products alone (the limit)"
 LIMIT_UPDATE = "(u) (m) and SGD's update of each weight"
-TINY = "(o) as (c), hidden widths 8 (the ops without their sizes)"
+TINY = "(o) as (c) at hidden widths 8: the ops, not their sizes"
 
 
 def eager_tutorial(x: tf.Tensor, y: tf.Tensor, batch: int) -> Callable[[int], None]:
@@ -78,7 +78,7 @@ def eager_tutorial(x: tf.Tensor, y: tf.Tensor, batch: int) -> Callable[[int], No
 
     def run(steps: int) -> None:
         for step in range(steps):
-            start = (step * batch) % (int(x.shape[0]) - batch)
+            start = (step * batch) % (int(x.shape[0]) - batch + 1)
             xb, yb = x[start : start + batch], y[start : start + batch]
             with tf.GradientTape() as tape:
                 loss = loss_fn(yb, model(xb))
